@@ -1,0 +1,129 @@
+"""`escape-vo demo`, `serve` and `ingest` as a user runs them: real processes, real HTTP.
+
+Covers the foundation's promises: demo data on first run only, Ctrl-C stops everything cleanly,
+and `escape-vo ingest` works on the same DATA_DIR while the demo is serving.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from escape_vo.db.embedded import EmbeddedPostgres
+from escape_vo.demo.generate import generate_demo, write_bad_files
+
+from tests.conftest import free_port
+
+ESCAPE_VO = [sys.executable, "-m", "escape_vo.cli"]
+
+
+def _env(data_dir: Path, port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(DATA_DIR=str(data_dir), PORT=str(port), LC_ALL="C.UTF-8")
+    return env
+
+
+def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 240) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited early with {proc.returncode}")
+        try:
+            r = httpx.get(url, timeout=2)
+            if r.status_code == 200:
+                return r.json()
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer within {timeout} s")
+
+
+def _stop(proc: subprocess.Popen) -> str:
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C does
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    assert proc.returncode == 0, err[-3000:]
+    return err
+
+
+@pytest.mark.slow
+def test_demo_first_run_ingest_while_serving_ctrl_c_and_second_run(run_dir: Path) -> None:
+    data_dir = run_dir / "demo-cli"
+    port = free_port()
+    env = _env(data_dir, port)
+    demo = subprocess.Popen(
+        [*ESCAPE_VO, "demo", "--count", "40"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        stats = _wait_http(f"http://127.0.0.1:{port}/stats", demo)
+        truth = json.loads((data_dir / "demo-files" / "truth.json").read_text())
+        assert stats["spectra"] == len(truth)
+        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+        assert page.status_code == 200 and "escape-vo" in page.text
+
+        # While the demo serves: ingest more files (some bad) into the same DATA_DIR.
+        extra = run_dir / "demo-cli-extra"
+        generate_demo(extra / "good", n_spectra=12, seed=99, workers=1)
+        bad = write_bad_files(extra / "bad")
+        ingest = subprocess.run(
+            [*ESCAPE_VO, "ingest", str(extra), "--collection", "extra"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert ingest.returncode == 1, ingest.stderr  # some files failed ...
+        for name in bad:
+            assert name in ingest.stdout
+        extra_truth = json.loads((extra / "good" / "truth.json").read_text())
+        after = httpx.get(f"http://127.0.0.1:{port}/stats", timeout=5).json()
+        assert after["spectra"] == len(truth) + len(extra_truth)  # ... and the good ones landed
+        assert {"collection": "extra", "spectra": len(extra_truth)} in after["collections"]
+        assert EmbeddedPostgres(data_dir).is_running(), "ingest must not stop the demo's database"
+    finally:
+        err = _stop(demo)
+    assert not EmbeddedPostgres(data_dir).is_running(), "Ctrl-C stops the database too"
+
+    # Second run: same data, no new ingest.
+    demo2 = subprocess.Popen(
+        [*ESCAPE_VO, "demo", "--count", "40"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        stats2 = _wait_http(f"http://127.0.0.1:{port}/stats", demo2)
+        assert stats2["spectra"] == after["spectra"]
+    finally:
+        err2 = _stop(demo2)
+    assert "already loaded" in err2
+    assert "generating" in err and "generating" not in err2
+
+
+def test_ingest_cli_without_a_running_server_starts_and_stops_the_database(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    data_dir = run_dir / "ingest-cli"
+    generate_demo(tmp_path / "files", n_spectra=10, seed=5, workers=1)
+    env = _env(data_dir, free_port())
+    run = subprocess.run(
+        [*ESCAPE_VO, "ingest", str(tmp_path / "files")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "ingested" in run.stdout and "0 files failed" in run.stdout
+    assert not EmbeddedPostgres(data_dir).is_running()
+    status = subprocess.run(
+        [*ESCAPE_VO, "db", "status"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert "running:  no" in status.stdout
