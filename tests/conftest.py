@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
 from escape_vo.db.embedded import EmbeddedPostgres
 from escape_vo.db.migrate import migrate
 from escape_vo.settings import Settings
@@ -107,3 +108,73 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class LiveServer:
+    """A real uvicorn server on 127.0.0.1 in a background thread."""
+
+    def __init__(self, app, port: int) -> None:
+        import threading
+
+        import uvicorn
+
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def demo_archive(pg: EmbeddedPostgres, run_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A database with 200 demo spectra, shared by the read-only tests of a session."""
+    from escape_vo.demo.generate import generate_demo
+    from escape_vo.ingest.pipeline import ingest
+
+    name = "demo_archive"
+    with psycopg.connect(pg.url("postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = pg.url(name)
+    port = free_port()
+    migrate(url, base_url=f"http://127.0.0.1:{port}")
+    files = tmp_path_factory.mktemp("demo-archive")
+    truth = generate_demo(files, n_spectra=200, seed=11)
+    data_dir = run_dir / "demo-archive-data"
+    settings = Settings(
+        data_dir=data_dir, database_url=url, ivo_authority="test.example", port=port
+    )
+    report = ingest(
+        [files],
+        db_url=url,
+        store_url=settings.files_url,
+        authority=settings.ivo_authority,
+        collection="demo",
+    )
+    assert report.ok, report.summary()
+    return settings, truth
+
+
+@pytest.fixture(scope="session")
+def live_server(demo_archive) -> Iterator[LiveServer]:
+    """The service over HTTP on the demo archive."""
+    from escape_vo.web.app import create_app
+
+    settings, _ = demo_archive
+    with LiveServer(create_app(settings), settings.port) as server:
+        yield server

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from escape_vo.db.embedded import EmbeddedPostgres
 from escape_vo.demo.generate import generate_demo, write_bad_files
-
 from tests.conftest import free_port
 
 ESCAPE_VO = [sys.executable, "-m", "escape_vo.cli"]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
 from escape_vo.db.embedded import EmbeddedPostgres
 
 

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from astropy import units as u
 from astropy.coordinates import SkyCoord
+
 from escape_vo.demo.generate import generate_demo, write_bad_files
 from escape_vo.filestore import FileStore
 from escape_vo.ingest.pipeline import ingest
@@ -59,6 +60,7 @@ def test_demo_files_are_ingested_as_the_truth_says(settings: Settings, demo_dir:
         assert row["wave_min"] == pytest.approx(t["wave_min"], rel=1e-6), t["path"]
         assert row["wave_max"] == pytest.approx(t["wave_max"], rel=1e-6), t["path"]
         assert row["instrument"] == t["instrument"], t["path"]
+        assert row["target_name"] == t["target_name"], t["path"]
         assert row["collection"] == "demo"
         assert row["publisher_did"].startswith("ivo://test.example/spectra?")
         if t["ra"] is None:

@@ -6,6 +6,7 @@ import psycopg
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+
 from escape_vo.db.metadata import build_metadata, include_name, include_object
 from escape_vo.db.migrate import current_revision, head_revision, migrate, sqlalchemy_url
 from escape_vo.db.session import ensure_schema
@@ -95,6 +96,7 @@ def test_migrate_is_idempotent_and_ensure_schema_is_cheap(db_url: str) -> None:
 
 def test_downgrade_and_upgrade_again(db_url: str) -> None:
     from alembic import command
+
     from escape_vo.db.migrate import alembic_config
 
     _insert(db_url)

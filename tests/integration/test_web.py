@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
+
 from escape_vo.demo.generate import generate_demo
 from escape_vo.ingest.pipeline import ingest
 from escape_vo.settings import Settings
 from escape_vo.web.app import create_app
-from fastapi.testclient import TestClient
 
 
 @pytest.fixture
@@ -39,7 +41,7 @@ def test_landing_page_shows_counts(loaded: Settings) -> None:
     html = page.text
     assert f'id="total-spectra">{stats["spectra"]}<' in html
     for inst in stats["instruments"]:
-        assert inst["instrument"] in html
+        assert escape(inst["instrument"]) in html
     assert "/stats" in html  # endpoints are listed from the routes
 
 

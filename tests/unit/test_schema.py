@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from escape_vo.db.metadata import build_metadata, declared_views, view_ddl
 from escape_vo.schema.model import SchemaError, find_table, load_schemas, published_tables
 from escape_vo.schema.tap_schema import tap_schema_rows

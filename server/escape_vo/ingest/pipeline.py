@@ -89,52 +89,66 @@ def discover(paths: Iterable[str | Path]) -> tuple[list[str], list[tuple[str, st
 
 # -- worker side -------------------------------------------------------------------------------
 
-_worker: dict = {}
+
+class _Worker:
+    """Per-process state of a reader: its own database connection and store handle."""
+
+    def __init__(self, db_url: str, store_url: str) -> None:
+        self.conn = psycopg.connect(db_url, autocommit=True)
+        self.store = FileStore(store_url)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def process(self, path: str) -> FileResult:
+        """Read, hash, skip if known, parse, store. Never raises: failures become results."""
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            return FileResult(path, "failed", reason=f"cannot read file: {exc.strerror or exc}")
+        sha = hashlib.sha256(data).hexdigest()
+        result = FileResult(path, "new", sha256=sha, size=len(data))
+        known = self.conn.execute(
+            "SELECT 1 FROM escape.spectra WHERE file_sha256 = %s LIMIT 1", (sha,)
+        ).fetchone()
+        if known:
+            result.status = "known"
+            return result
+        try:
+            records = read_spectra(data, Path(path).name)
+        except (UnreadableFile, NotASpectrum) as exc:
+            result.status, result.reason = "failed", str(exc)
+            return result
+        except Exception as exc:  # a reader bug must not stop the run or lose the other files
+            result.status = "failed"
+            result.reason = f"unexpected error while reading ({type(exc).__name__}: {exc})"
+            return result
+        if not records:
+            result.status, result.reason = "failed", "no spectrum found in file"
+            return result
+        result.key = FileStore.key_for(sha, Path(path).name)
+        try:
+            self.store.put(result.key, data, durable=False)  # the parent syncs per batch
+        except OSError as exc:
+            result.status, result.reason = "failed", f"cannot write to file store: {exc}"
+            return result
+        for rec in records:  # arrays stay in the worker: only metadata crosses the process boundary
+            rec.wave = rec.flux = rec.error = rec.quality = None
+        result.records = records
+        return result
 
 
-def _init_worker(db_url: str, store_url: str) -> None:
-    _worker["conn"] = psycopg.connect(db_url, autocommit=True)
-    _worker["store"] = FileStore(store_url)
+_pool_worker: _Worker | None = None  # one per pool process
 
 
-def _process(path: str) -> FileResult:
-    """Read, hash, skip if known, parse, store. Never raises: failures become results."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        return FileResult(path, "failed", reason=f"cannot read file: {exc.strerror or exc}")
-    sha = hashlib.sha256(data).hexdigest()
-    result = FileResult(path, "new", sha256=sha, size=len(data))
-    conn: psycopg.Connection = _worker["conn"]
-    known = conn.execute(
-        "SELECT 1 FROM escape.spectra WHERE file_sha256 = %s LIMIT 1", (sha,)
-    ).fetchone()
-    if known:
-        result.status = "known"
-        return result
-    try:
-        records = read_spectra(data, Path(path).name)
-    except (UnreadableFile, NotASpectrum) as exc:
-        result.status, result.reason = "failed", str(exc)
-        return result
-    except Exception as exc:  # a reader bug must not stop the run or lose the other files
-        result.status = "failed"
-        result.reason = f"unexpected error while reading ({type(exc).__name__}: {exc})"
-        return result
-    if not records:
-        result.status, result.reason = "failed", "no spectrum found in file"
-        return result
-    store: FileStore = _worker["store"]
-    result.key = FileStore.key_for(sha, Path(path).name)
-    try:
-        store.put(result.key, data)
-    except OSError as exc:
-        result.status, result.reason = "failed", f"cannot write to file store: {exc}"
-        return result
-    for rec in records:  # arrays stay in the worker: only metadata crosses the process boundary
-        rec.wave = rec.flux = rec.error = rec.quality = None
-    result.records = records
-    return result
+def _init_pool_worker(db_url: str, store_url: str) -> None:
+    global _pool_worker
+    _pool_worker = _Worker(db_url, store_url)
+
+
+def _process_in_pool(path: str) -> FileResult:
+    assert _pool_worker is not None
+    return _pool_worker.process(path)
 
 
 # -- parent side -------------------------------------------------------------------------------
@@ -142,16 +156,16 @@ def _process(path: str) -> FileResult:
 
 def _results(files: list[str], db_url: str, store_url: str, workers: int) -> Iterator[FileResult]:
     if workers <= 1:
-        _init_worker(db_url, store_url)
+        worker = _Worker(db_url, store_url)
         try:
-            yield from map(_process, files)
+            yield from map(worker.process, files)
         finally:
-            _worker.pop("conn").close()
+            worker.close()
         return
     with ProcessPoolExecutor(
-        max_workers=workers, initializer=_init_worker, initargs=(db_url, store_url)
+        max_workers=workers, initializer=_init_pool_worker, initargs=(db_url, store_url)
     ) as pool:
-        yield from pool.map(_process, files, chunksize=8)
+        yield from pool.map(_process_in_pool, files, chunksize=8)
 
 
 def ingest(
@@ -172,6 +186,7 @@ def ingest(
     workers = workers or min(len(files), os.cpu_count() or 1) or 1
     pending: list[tuple[FileResult, SpectrumRecord]] = []
     seen: set[str] = set()
+    store = FileStore(store_url)
     with psycopg.connect(db_url) as conn:
         for n, res in enumerate(_results(files, db_url, store_url, workers), start=1):
             if progress:
@@ -185,10 +200,12 @@ def ingest(
                 pending.extend((res, rec) for rec in res.records)
                 report.files_ingested += 1
             if len(pending) >= BATCH_ROWS:
+                store.sync()  # files on disk before the rows that point at them commit
                 report.spectra_ingested += _flush(
                     conn, pending, columns, authority, collection, origin_archive, report
                 )
                 pending = []
+        store.sync()
         report.spectra_ingested += _flush(
             conn, pending, columns, authority, collection, origin_archive, report
         )
@@ -269,8 +286,8 @@ def _flush(
     col_list = ", ".join(f'"{c}"' for c in columns)
     with conn.transaction():
         conn.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS spectra_staging "
-            "(LIKE escape.spectra INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            f"CREATE TEMP TABLE IF NOT EXISTS spectra_staging ON COMMIT DELETE ROWS AS "
+            f"SELECT {col_list} FROM escape.spectra WITH NO DATA"
         )
         with conn.cursor().copy(f"COPY spectra_staging ({col_list}) FROM STDIN") as copy:
             for row in rows:

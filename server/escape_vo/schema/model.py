@@ -36,7 +36,7 @@ _COLUMN_KEYS = {
 }  # fmt: skip
 _TABLE_KEYS = {
     "name", "type", "description", "utype", "published", "primary_key", "unique", "indexes",
-    "foreign_keys", "columns", "view", "examples",
+    "foreign_keys", "columns", "view", "examples", "sky_indexes",
 }  # fmt: skip
 
 
@@ -80,6 +80,15 @@ class ForeignKey:
 
 
 @dataclass(frozen=True, slots=True)
+class SkyIndex:
+    """A position (ICRS degrees) and the nested HEALPix order-29 column that indexes it."""
+
+    ra: str
+    dec: str
+    healpix: str
+
+
+@dataclass(frozen=True, slots=True)
 class Example:
     title: str
     query: str
@@ -100,6 +109,7 @@ class Table:
     foreign_keys: tuple[ForeignKey, ...] = ()
     view: str | None = None
     examples: tuple[Example, ...] = ()
+    sky_indexes: tuple[SkyIndex, ...] = ()
 
     @property
     def qualified_name(self) -> str:
@@ -204,6 +214,11 @@ def _parse_table(schema: str, doc: dict, where: str) -> Table:
         for col in group:
             if col not in names:
                 raise SchemaError(f"{where}: {schema}.{name}: key or index on unknown {col!r}")
+    sky = tuple(SkyIndex(**si) for si in doc.get("sky_indexes", []))
+    for si in sky:
+        for col in (si.ra, si.dec, si.healpix):
+            if col not in names:
+                raise SchemaError(f"{where}: {schema}.{name}: sky index on unknown {col!r}")
     fks = tuple(
         ForeignKey(
             columns=tuple(fk["columns"]),
@@ -230,6 +245,7 @@ def _parse_table(schema: str, doc: dict, where: str) -> Table:
             Example(title=e["title"], query=" ".join(e["query"].split()))
             for e in doc.get("examples", [])
         ),
+        sky_indexes=sky,
     )
 
 

@@ -49,14 +49,13 @@ async def archive_stats(request: Request) -> dict:
 
 
 def _endpoints(request: Request) -> list[dict[str, str]]:
-    """The public endpoints, read from the routes so the page never lists what does not exist."""
-    seen = []
-    for route in request.app.routes:
-        summary = getattr(route, "summary", None) or ""
-        path = getattr(route, "path", "")
-        if getattr(route, "include_in_schema", False) and path not in [e["path"] for e in seen]:
-            seen.append({"path": path, "summary": summary})
-    return seen
+    """The public endpoints, read from the OpenAPI document so the page lists only what exists."""
+    paths = request.app.openapi().get("paths", {})
+    return [
+        {"path": path, "summary": next(iter(ops.values())).get("summary", "")}
+        for path, ops in paths.items()
+        if "{" not in path
+    ]
 
 
 @router.get("/", response_class=HTMLResponse, summary="This page: what the archive holds")
