@@ -84,8 +84,8 @@ def run() -> dict:
         t_ingest = time.perf_counter() - t
         assert report.ok and report.spectra_ingested == n_spectra, report.summary()
         with psycopg.connect(url) as conn:
-            rows = conn.execute("SELECT * FROM escape.spectra").fetchall()
-            conn.execute("CREATE TABLE copy_floor (LIKE escape.spectra)")
+            rows = conn.execute("SELECT * FROM archive.spectra").fetchall()
+            conn.execute("CREATE TABLE copy_floor (LIKE archive.spectra)")
             t = time.perf_counter()
             with conn.cursor().copy("COPY copy_floor FROM STDIN") as copy:
                 for row in rows:

@@ -40,7 +40,7 @@ def _ingest(settings: Settings, *paths: Path, workers: int = 2, **kw):
 
 def _rows(url: str) -> dict[tuple[str, int], dict]:
     with psycopg.connect(url) as conn:
-        cur = conn.execute("SELECT * FROM escape.spectra")
+        cur = conn.execute("SELECT * FROM archive.spectra")
         names = [d.name for d in cur.description]
         rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
     return {(r["original_name"], r["file_index"]): r for r in rows}
@@ -75,7 +75,7 @@ def test_demo_files_are_ingested_as_the_truth_says(settings: Settings, demo_dir:
     with psycopg.connect(settings.database_url) as conn:
         n_obscore = conn.execute("SELECT count(*) FROM ivoa.obscore").fetchone()[0]
         nrows = conn.execute(
-            "SELECT nrows FROM tap_schema.tables WHERE table_name = 'escape.spectra'"
+            "SELECT nrows FROM tap_schema.tables WHERE table_name = 'archive.spectra'"
         ).fetchone()[0]
     assert n_obscore == nrows == len(truth)
 

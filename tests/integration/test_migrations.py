@@ -39,7 +39,7 @@ def _insert(url: str) -> None:
     cols = ", ".join(ROW)
     marks = ", ".join(["%s"] * len(ROW))
     with psycopg.connect(url) as conn:
-        conn.execute(f"INSERT INTO escape.spectra ({cols}) VALUES ({marks})", list(ROW.values()))
+        conn.execute(f"INSERT INTO archive.spectra ({cols}) VALUES ({marks})", list(ROW.values()))
 
 
 def test_upgrade_from_first_revision_keeps_data(fresh_db) -> None:
@@ -55,7 +55,7 @@ def test_upgrade_from_first_revision_keeps_data(fresh_db) -> None:
             "FROM ivoa.obscore"
         ).fetchone()
         nrows = conn.execute(
-            "SELECT nrows FROM tap_schema.tables WHERE table_name = 'escape.spectra'"
+            "SELECT nrows FROM tap_schema.tables WHERE table_name = 'archive.spectra'"
         ).fetchone()[0]
     assert row[:6] == (ROW["obs_id"], 10.5, -20.25, 3.78e-7, 20000, 489)
     assert row[6] == f"CIRCLE ICRS 10.5 -20.25 {ROW['aperture'] / 2}"
@@ -89,7 +89,7 @@ def test_migrate_is_idempotent_and_ensure_schema_is_cheap(db_url: str) -> None:
     migrate(db_url)
     ensure_schema(db_url, base_url="http://example.org/escape")
     with psycopg.connect(db_url) as conn:
-        assert conn.execute("SELECT count(*) FROM escape.spectra").fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM archive.spectra").fetchone()[0] == 1
         url = conn.execute("SELECT access_url FROM ivoa.obscore").fetchone()[0]
     assert url.startswith("http://example.org/escape/datalink/links?ID=")
 

@@ -63,7 +63,7 @@ def test_obscore_has_all_mandatory_columns_with_standard_metadata() -> None:
 
 
 def test_spectra_table_has_the_foundation_columns() -> None:
-    spectra = find_table("escape.spectra")
+    spectra = find_table("archive.spectra")
     needed = {
         "obs_id", "publisher_did", "target_name", "target_class", "ra", "dec", "healpix",
         "aperture", "wave_min", "wave_max", "resolving_power", "snr", "exptime", "t_min",
@@ -78,9 +78,9 @@ def test_spectra_table_has_the_foundation_columns() -> None:
 def test_tap_schema_rows_follow_the_declarations() -> None:
     rows = tap_schema_rows()
     tables = {r["table_name"] for r in rows["tables"]}
-    assert {"ivoa.obscore", "escape.spectra", "tap_schema.columns"} <= tables
+    assert {"ivoa.obscore", "archive.spectra", "tap_schema.columns"} <= tables
     assert "escape.settings" not in tables  # published: false stays out of TAP
-    cols = [r for r in rows["columns"] if r["table_name"] == "escape.spectra"]
+    cols = [r for r in rows["columns"] if r["table_name"] == "archive.spectra"]
     assert [r["column_index"] for r in cols] == list(range(1, len(cols) + 1))
     wave = next(r for r in cols if r["column_name"] == "wave_min")
     assert (wave["unit"], wave["datatype"], wave["indexed"]) == ("m", "double", 1)
@@ -93,14 +93,14 @@ def test_tap_schema_rows_follow_the_declarations() -> None:
 
 def test_metadata_and_views_are_generated() -> None:
     md = build_metadata()
-    assert "escape.spectra" in md.tables and "tap_schema.columns" in md.tables
-    spectra = md.tables["escape.spectra"]
+    assert "archive.spectra" in md.tables and "tap_schema.columns" in md.tables
+    spectra = md.tables["archive.spectra"]
     assert spectra.c.spectrum_id.identity is not None
     assert str(spectra.c.wave_min.type) == "DOUBLE PRECISION"
     (obscore,) = declared_views()
     ddl = view_ddl(obscore)
     assert ddl.startswith('CREATE VIEW "ivoa"."obscore"')
-    assert '"s_region"' in ddl and "FROM escape.spectra AS s" in ddl
+    assert '"s_region"' in ddl and "FROM archive.spectra AS s" in ddl
 
 
 @pytest.mark.parametrize(

@@ -84,14 +84,54 @@ def migrate(url: str, revision: str = "head", base_url: str | None = None) -> No
                 )
 
 
+# SQL files installed after every migration (CREATE OR REPLACE; they hold no data).
+DERIVED_SQL = (("escape_vo.db", "sql/functions.sql"), ("escape_vo.geometry", "sql/geometry.sql"))
+READER_ROLE = "escape_tap_reader"
+
+
+def derived_sql_texts() -> list[str]:
+    return [resources.files(pkg).joinpath(path).read_text() for pkg, path in DERIVED_SQL]
+
+
 def install_derived(conn: psycopg.Connection) -> None:
-    """Functions, views and TAP_SCHEMA rows, all from the declarations, in one transaction."""
-    conn.execute(resources.files("escape_vo.db").joinpath("sql/functions.sql").read_text())
+    """Functions, views, TAP_SCHEMA rows and grants, all from the declarations, in one
+    transaction."""
+    for text in derived_sql_texts():
+        conn.execute(text)
     for view in declared_views():
         conn.execute(f'DROP VIEW IF EXISTS "{view.schema}"."{view.name}" CASCADE')
         conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{view.schema}"')
         conn.execute(view_ddl(view))
     refresh_tap_schema(conn)
+    grant_reader(conn)
+
+
+def grant_reader(conn: psycopg.Connection) -> None:
+    """The role TAP queries run as: it may SELECT the published tables and nothing else.
+
+    Roles are cluster-wide; on a managed server without CREATEROLE the service falls back to
+    read-only transactions as its own user (the ADQL translator is the first line of defence).
+    """
+    from escape_vo.schema.model import published_tables
+
+    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (READER_ROLE,)).fetchone()
+    if not exists:
+        try:
+            with conn.transaction():
+                conn.execute(f"CREATE ROLE {READER_ROLE} NOLOGIN")
+        except psycopg.errors.InsufficientPrivilege:
+            log.warning(
+                "cannot create role %s; TAP queries will run as the service user", READER_ROLE
+            )
+            return
+        except psycopg.errors.UniqueViolation:
+            pass  # created concurrently by another database's migration
+    tables = published_tables()
+    for schema in sorted({t.schema for t in tables}):
+        conn.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO {READER_ROLE}')
+    for t in tables:
+        conn.execute(f'GRANT SELECT ON "{t.schema}"."{t.name}" TO {READER_ROLE}')
+    conn.execute(f"GRANT USAGE ON SCHEMA escape TO {READER_ROLE}")
 
 
 def refresh_tap_schema(conn: psycopg.Connection) -> None:

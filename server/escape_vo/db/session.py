@@ -10,12 +10,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Iterator
-from importlib import resources
 
 import psycopg
 
 from escape_vo.db.embedded import EmbeddedPostgres
-from escape_vo.db.migrate import current_revision, head_revision, migrate, set_setting
+from escape_vo.db.migrate import (
+    current_revision,
+    derived_sql_texts,
+    head_revision,
+    migrate,
+    set_setting,
+)
 from escape_vo.schema.model import schema_dir
 from escape_vo.settings import Settings
 
@@ -36,7 +41,8 @@ def _fingerprint() -> str:
     h = hashlib.sha256()
     for f in sorted(schema_dir().glob("*.yaml")):
         h.update(f.read_bytes())
-    h.update(resources.files("escape_vo.db").joinpath("sql/functions.sql").read_bytes())
+    for text in derived_sql_texts():
+        h.update(text.encode())
     return h.hexdigest()
 
 

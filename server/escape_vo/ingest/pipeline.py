@@ -1,4 +1,4 @@
-"""Ingest: files -> file store + rows in escape.spectra.
+"""Ingest: files -> file store + rows in archive.spectra.
 
 Worker processes read, hash, check and parse files and copy them into the store (the expensive
 part, parallel across cores); the parent converts positions in batches and loads rows with COPY
@@ -109,7 +109,7 @@ class _Worker:
         sha = hashlib.sha256(data).hexdigest()
         result = FileResult(path, "new", sha256=sha, size=len(data))
         known = self.conn.execute(
-            "SELECT 1 FROM escape.spectra WHERE file_sha256 = %s LIMIT 1", (sha,)
+            "SELECT 1 FROM archive.spectra WHERE file_sha256 = %s LIMIT 1", (sha,)
         ).fetchone()
         if known:
             result.status = "known"
@@ -182,7 +182,7 @@ def ingest(
     """Ingest files and directories; returns what happened to each file."""
     files, missing = discover(paths)
     report = IngestReport(files_seen=len(files), failures=list(missing))
-    columns = [c.name for c in find_table("escape.spectra").columns if c.name != "spectrum_id"]
+    columns = [c.name for c in find_table("archive.spectra").columns if c.name != "spectrum_id"]
     workers = workers or min(len(files), os.cpu_count() or 1) or 1
     pending: list[tuple[FileResult, SpectrumRecord]] = []
     seen: set[str] = set()
@@ -287,13 +287,13 @@ def _flush(
     with conn.transaction():
         conn.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS spectra_staging ON COMMIT DELETE ROWS AS "
-            f"SELECT {col_list} FROM escape.spectra WITH NO DATA"
+            f"SELECT {col_list} FROM archive.spectra WITH NO DATA"
         )
         with conn.cursor().copy(f"COPY spectra_staging ({col_list}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
         cur = conn.execute(
-            f"INSERT INTO escape.spectra ({col_list}) SELECT {col_list} FROM spectra_staging "
+            f"INSERT INTO archive.spectra ({col_list}) SELECT {col_list} FROM spectra_staging "
             "ON CONFLICT DO NOTHING"
         )
         return cur.rowcount

@@ -62,6 +62,13 @@ class Column:
     expr: str | None = None  # SQL expression, for columns of views
 
     @property
+    def adql_name(self) -> str:
+        """The name as ADQL must write it: reserved words (e.g. "size") are delimited."""
+        from escape_vo.adql.keywords import is_reserved
+
+        return f'"{self.name}"' if is_reserved(self.name) else self.name
+
+    @property
     def sql_type(self) -> str:
         if self.sql:
             return self.sql
@@ -149,7 +156,7 @@ def schema_dir() -> Path:
 
 
 # Load order matters for foreign keys and views: TAP_SCHEMA first, then our tables, then views.
-_ORDER = {"tap_schema": 0, "escape": 1, "ivoa": 2}
+_ORDER = {"tap_schema": 0, "escape": 1, "archive": 2, "ivoa": 3}
 
 
 @lru_cache

@@ -57,7 +57,7 @@ def _column_rows(table: Table) -> list[dict[str, Any]]:
     return [
         {
             "table_name": table.qualified_name,
-            "column_name": col.name,
+            "column_name": col.adql_name,
             "datatype": col.datatype,
             "arraysize": col.arraysize,
             "size": _size(col.arraysize),

@@ -10,8 +10,16 @@ from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 
 from escape_vo import __version__
+from escape_vo.adql import Catalog
+from escape_vo.schema.model import published_tables
 from escape_vo.settings import Settings, get_settings
+from escape_vo.tap import examples as tap_examples
+from escape_vo.tap import sync as tap_sync
+from escape_vo.tap.executor import QueryPool
+from escape_vo.tap.limits import LIMITS
+from escape_vo.vosi import router as vosi_router
 from escape_vo.web import landing
+from escape_vo.web.errors import install_error_handlers
 
 
 def create_app(settings: Settings | None = None, db_url: str | None = None) -> FastAPI:
@@ -23,10 +31,15 @@ def create_app(settings: Settings | None = None, db_url: str | None = None) -> F
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with AsyncConnectionPool(url, min_size=1, max_size=10, open=False) as pool:
-            await pool.open(wait=True, timeout=30)
-            app.state.pool = pool
-            yield
+        query_pool = QueryPool(url, size=16, statement_timeout_s=LIMITS.sync_timeout)
+        app.state.query_pool = query_pool
+        try:
+            async with AsyncConnectionPool(url, min_size=1, max_size=10, open=False) as pool:
+                await pool.open(wait=True, timeout=30)
+                app.state.pool = pool
+                yield
+        finally:
+            query_pool.close()
 
     app = FastAPI(
         title="escape-vo",
@@ -38,7 +51,12 @@ def create_app(settings: Settings | None = None, db_url: str | None = None) -> F
         openapi_url="/api/openapi.json",
     )
     app.state.settings = settings
+    app.state.catalog = Catalog.from_tables(published_tables())
     app.include_router(landing.router)
+    app.include_router(tap_sync.router)
+    app.include_router(vosi_router.router)
+    app.include_router(tap_examples.router)
+    install_error_handlers(app)
     return app
 
 

@@ -14,16 +14,16 @@ router = APIRouter()
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 _STATS_SQL = {
-    "total": "SELECT count(*), count(ra), min(wave_min), max(wave_max) FROM escape.spectra",
+    "total": "SELECT count(*), count(ra), min(wave_min), max(wave_max) FROM archive.spectra",
     "by_collection": (
-        "SELECT collection, count(*) FROM escape.spectra GROUP BY 1 ORDER BY 2 DESC, 1"
+        "SELECT collection, count(*) FROM archive.spectra GROUP BY 1 ORDER BY 2 DESC, 1"
     ),
     "by_instrument": (
         "SELECT coalesce(instrument, '(unknown)'), coalesce(facility, ''), count(*) "
-        "FROM escape.spectra GROUP BY 1, 2 ORDER BY 3 DESC, 1"
+        "FROM archive.spectra GROUP BY 1, 2 ORDER BY 3 DESC, 1"
     ),
     "by_class": (
-        "SELECT coalesce(target_class, '(unclassified)'), count(*) FROM escape.spectra "
+        "SELECT coalesce(target_class, '(unclassified)'), count(*) FROM archive.spectra "
         "GROUP BY 1 ORDER BY 2 DESC"
     ),
 }

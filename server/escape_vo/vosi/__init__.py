@@ -1,0 +1,1 @@
+"""VOSI 1.1: capabilities, availability and tables documents for each service."""
