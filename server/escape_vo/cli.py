@@ -193,7 +193,7 @@ def db_status() -> None:
 
 
 @db.command("migrate")
-@click.option("--revision", default="head", show_default=True, help="Target Alembic revision.")
+@click.option("--revision", default="heads", show_default=True, help="Target Alembic revision.")
 def db_migrate(revision: str) -> None:
     """Upgrade the schema (tables through Alembic, views and TAP_SCHEMA regenerated)."""
     from escape_vo.db import database

@@ -43,23 +43,29 @@ def alembic_config() -> Config:
 
 
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None
-    return head
+    """The head revision(s) of the code, comma-separated if branches are open."""
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    return ",".join(sorted(heads))
 
 
 def current_revision(url: str) -> str | None:
+    """The revision(s) the database is at, in the same form as head_revision()."""
     engine = sa.create_engine(sqlalchemy_url(url), poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as conn:
             ctx = MigrationContext.configure(conn, opts={"version_table_schema": "escape"})
-            return ctx.get_current_revision()
+            heads = ctx.get_current_heads()
+            return ",".join(sorted(heads)) or None
     finally:
         engine.dispose()
 
 
-def migrate(url: str, revision: str = "head", base_url: str | None = None) -> None:
-    """Upgrade to `revision` and regenerate derived objects (only when at head)."""
+def migrate(url: str, revision: str = "heads", base_url: str | None = None) -> None:
+    """Upgrade to `revision` and regenerate derived objects (only when at the heads).
+
+    "heads" upgrades every branch, so revisions written in parallel (each revising the same
+    parent) all apply.
+    """
     engine = sa.create_engine(sqlalchemy_url(url), poolclass=sa.pool.NullPool)
     try:
         with engine.begin() as conn:
@@ -70,7 +76,7 @@ def migrate(url: str, revision: str = "head", base_url: str | None = None) -> No
             command.upgrade(cfg, revision)
     finally:
         engine.dispose()
-    if revision == "head":
+    if revision in ("head", "heads"):
         with psycopg.connect(url) as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
             install_derived(conn)
