@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-BENCHMARKS = ["ingest"]
+BENCHMARKS = ["ingest", "writers", "tap_stream", "cone"]
 RESULTS = Path(__file__).parent / "results"
 
 

@@ -160,22 +160,58 @@ class ResultStream:
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
+        """Batches, read one ahead in a thread: ADBC decodes the next batch (in C, without the
+        GIL) while the caller encodes the current one, so reading and writing overlap."""
+        stop = threading.Event()
+        ahead: queue.Queue = queue.Queue(maxsize=2)
+        producer = threading.Thread(target=self._produce, args=(ahead, stop), daemon=True)
         try:
             if self._first is not None:
                 first, self._first = self._first, None
+                producer.start()
                 yield first
-                while (batch := self._next()) is not None:
-                    yield batch
+                while (item := ahead.get()) is not None:
+                    if isinstance(item, BaseException):
+                        raise item
+                    yield item
+            producer.join()
             self._finish()
         except GeneratorExit:
-            self._fail()
+            self._abort(stop, ahead, producer)
             raise
         except adbc_driver_manager.Error as exc:
-            self._fail()
+            self._abort(stop, ahead, producer)
             raise QueryError(_user_message(exc)) from exc
         except Exception:
-            self._fail()
+            self._abort(stop, ahead, producer)
             raise
+
+    def _produce(self, ahead: queue.Queue, stop: threading.Event) -> None:
+        try:
+            while not stop.is_set():
+                batch = self._next()
+                self._put(ahead, stop, batch)
+                if batch is None:
+                    return
+        except BaseException as exc:  # handed to the consumer, which raises it
+            self._put(ahead, stop, exc)
+
+    @staticmethod
+    def _put(ahead: queue.Queue, stop: threading.Event, item: object) -> None:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _abort(self, stop: threading.Event, ahead: queue.Queue, producer: threading.Thread) -> None:
+        stop.set()
+        with suppress(Exception):
+            self._conn.adbc_cancel()
+        if producer.is_alive():
+            producer.join(timeout=30)
+        self._fail()
 
     def _finish(self) -> None:
         if not self._done:
