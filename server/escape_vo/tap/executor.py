@@ -174,7 +174,7 @@ class ResultStream:
                     if isinstance(item, BaseException):
                         raise item
                     yield item
-            producer.join()
+                producer.join()
             self._finish()
         except GeneratorExit:
             self._abort(stop, ahead, producer)
