@@ -1,0 +1,130 @@
+"""Quality of the embeddings on demo spectra of known class: kNN class agreement and anomalies.
+
+2,400 demo spectra (seed 42) are ingested into a scratch database; each model (pca, autoencoder,
+spherical) is trained with seed 0 and applied. For every spectrum its 10 nearest neighbours come
+from the service's own search (the HNSW index, the SQL of /embeddings/similar); the agreement is
+the fraction of neighbours whose true class (truth.json obj_class, not the often empty
+archive.spectra.target_class) equals the spectrum's. The injected odd spectra (truth
+`anomalous`) are ranked by anomaly score (reconstruction error): the target is all of them in
+the top 1 %. Also reported: held-out reconstruction error, training and apply time.
+
+BENCH_EMBED_SPECTRA changes the number of spectra, BENCH_EMBED_MODELS the models (comma list),
+BENCH_EMBED_EPOCHS the epochs of the autoencoders.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import psycopg
+
+from bench.common import CACHE, scratch_database
+
+N_SPECTRA = int(os.environ.get("BENCH_EMBED_SPECTRA", "2400"))
+MODELS = os.environ.get("BENCH_EMBED_MODELS", "pca,autoencoder,spherical").split(",")
+EPOCHS = os.environ.get("BENCH_EMBED_EPOCHS")
+K = 10
+
+
+def demo_files(n: int, seed: int = 42) -> Path:
+    from escape_vo.demo.generate import generate_demo
+
+    dest = CACHE / f"embed-demo-{n}-{seed}"
+    if not (dest / "truth.json").exists():
+        shutil.rmtree(dest, ignore_errors=True)
+        generate_demo(dest, n_spectra=n, seed=seed)
+    return dest
+
+
+def truth_by_spectrum(conn: psycopg.Connection, truth: list[dict]) -> dict[int, dict]:
+    """spectrum_id -> truth entry, matched on file name and index (names are unique)."""
+    by_key = {(Path(t["path"]).name, t["file_index"]): t for t in truth}
+    rows = conn.execute("SELECT spectrum_id, original_name, file_index FROM archive.spectra")
+    return {sid: by_key[(name, idx)] for sid, name, idx in rows if (name, idx) in by_key}
+
+
+def evaluate(conn: psycopg.Connection, model: str, truth: dict[int, dict], k: int = K) -> dict:
+    """kNN class agreement through the service's search SQL, and anomaly ranks."""
+    from escape_vo.embeddings.search import neighbours_sql
+
+    rows = conn.execute(
+        "SELECT e.spectrum_id, e.publisher_did, e.anomaly_score FROM "
+        "embeddings.spectrum_embeddings AS e WHERE e.model = %s ORDER BY e.spectrum_id",
+        (model,),
+    ).fetchall()
+    agree, per_class = [], {}
+    conn.execute("SET hnsw.ef_search = 100")
+    conn.execute("SET hnsw.iterative_scan = strict_order")
+    for sid, did, _ in rows:
+        found = conn.execute(neighbours_sql(model, did, k)).fetchall()
+        mine = truth[sid]["obj_class"]
+        share = float(np.mean([truth[r[1]]["obj_class"] == mine for r in found]))
+        agree.append(share)
+        per_class.setdefault(mine, []).append(share)
+    scores = np.array([r[2] for r in rows], dtype=float)
+    anomalous = np.array([truth[r[0]]["anomalous"] for r in rows])
+    order = np.argsort(-scores, kind="stable")
+    ranks = np.flatnonzero(anomalous[order]) + 1  # 1 = most anomalous
+    top = max(1, int(np.ceil(0.01 * len(rows))))
+    kinds = [truth[rows[i][0]]["anomaly_kind"] for i in order[ranks - 1]]
+    return {
+        "knn_agreement": round(float(np.mean(agree)), 4),
+        "per_class": {c: round(float(np.mean(v)), 4) for c, v in sorted(per_class.items())},
+        "anomaly_ranks": [int(r) for r in ranks],
+        "anomaly_kinds": kinds,
+        "anomalies_in_top_1pct": int((ranks <= top).sum()),
+        "n_anomalies": int(anomalous.sum()),
+        "top_1pct": top,
+    }
+
+
+def run() -> dict:
+    from escape_vo.embeddings.apply import apply
+    from escape_vo.embeddings.train import train
+    from escape_vo.ingest.pipeline import ingest
+
+    files = demo_files(N_SPECTRA)
+    truth_list = json.loads((files / "truth.json").read_text())
+    results: dict = {"n_spectra": N_SPECTRA, "k": K, "models": {}}
+    report = []
+    with scratch_database() as (url, work):
+        store = str(work / "files")
+        ingest([files], db_url=url, store_url=store, authority="bench.example", collection="demo")
+        with psycopg.connect(url) as conn:
+            truth = truth_by_spectrum(conn, truth_list)
+        for name in MODELS:
+            params = {"epochs": int(EPOCHS)} if EPOCHS and name != "pca" else {}
+            t = time.perf_counter()
+            rec = train(url, store, name, seed=0, params=params)
+            train_s = time.perf_counter() - t
+            t = time.perf_counter()
+            applied = apply(url, store, name)
+            apply_s = time.perf_counter() - t
+            with psycopg.connect(url) as conn:
+                q = evaluate(conn, name, truth)
+            q.update(
+                version=rec.version, test_error=rec.test_error, train_error=rec.train_error,
+                n_train=rec.n_train, n_test=rec.n_test, train_seconds=round(train_s, 1),
+                apply_seconds=round(apply_s, 1), embedded=applied.embedded,
+            )  # fmt: skip
+            results["models"][name] = q
+            report.append(
+                f"{name}: kNN class agreement (k={K}) {q['knn_agreement']:.3f} "
+                f"{q['per_class']}; held-out reconstruction error {rec.test_error:.4g}; "
+                f"anomalies in top 1% ({q['top_1pct']}): {q['anomalies_in_top_1pct']}/"
+                f"{q['n_anomalies']}, ranks {q['anomaly_ranks']}; train {train_s:.0f} s"
+            )
+    best = max(results["models"].items(), key=lambda kv: kv[1]["knn_agreement"])
+    report.append(f"best: {best[0]} {best[1]['knn_agreement']:.3f} (target >= 0.95)")
+    results["report"] = report
+    return results
+
+
+if __name__ == "__main__":
+    for line in run()["report"]:
+        print(line)

@@ -1,0 +1,234 @@
+"""Autoencoders with a redshift search (PyTorch, CPU), plain or with a spherical latent space.
+
+Most archive spectra come without a redshift, so on the common grid the same kind of galaxy
+appears shifted by ln(1+z). In the spirit of Spherinator, which makes its latent space blind to
+the rotation of an image by taking the smallest reconstruction loss over rotations, these models
+take the smallest masked loss over shifts of the decoded spectrum along the log-wavelength grid:
+
+  * the encoder (convolutions, then max and mean pooling over the covered bins) sees the spectrum
+    and its mask and gives a latent vector that need not encode the redshift;
+  * the decoder gives a rest-frame spectrum on an extended grid;
+  * the loss is, for each spectrum, the masked mean squared residual after the best shift
+    (0 for spectra moved to their rest frame, 0..ln(1+z_max) otherwise) and the best
+    non-negative amplitude, both found exactly for all shifts at once with two correlations.
+
+The shift that wins is a redshift estimate (`z_model`) once rest-frame spectra anchor the
+canonical frame. The spherical variant normalises the latent vector onto the unit sphere: every
+spectrum gets a place (longitude, latitude) on a "latent sky".
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+
+from escape_vo.embeddings.models.base import Embedding, EmbeddingModel, FitReport
+from escape_vo.embeddings.preprocess import Dataset
+from escape_vo.embeddings.progress import progress_bar
+
+_CLIP = (-5.0, 20.0)
+MIN_ANCHORS = 10  # rest-frame spectra needed before the shift means a redshift
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _build(n_pix: int, n_shift: int, latent: int, channels: int):
+    torch = _torch()
+    from torch import nn
+
+    class Encoder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            c = channels
+            self.conv = nn.Sequential(
+                nn.Conv1d(2, c, 9, padding=4), nn.GELU(), nn.MaxPool1d(2),
+                nn.Conv1d(c, c, 9, padding=4), nn.GELU(), nn.MaxPool1d(2),
+                nn.Conv1d(c, 2 * c, 9, padding=4), nn.GELU(), nn.MaxPool1d(2),
+                nn.Conv1d(2 * c, 2 * c, 9, padding=4), nn.GELU(),
+            )  # fmt: skip
+            self.head = nn.Sequential(nn.Linear(4 * c, 64), nn.GELU(), nn.Linear(64, latent))
+
+        def forward(self, x, m):
+            h = self.conv(torch.stack([x * m, m], 1))
+            mm = nn.functional.max_pool1d(m[:, None], 8)
+            hmax = (h - 1e4 * (1 - mm)).amax(-1)
+            havg = (h * mm).sum(-1) / mm.sum(-1).clamp(min=1)
+            return self.head(torch.cat([hmax, havg], 1))
+
+    decoder = nn.Sequential(
+        nn.Linear(latent, 128), nn.GELU(), nn.Linear(128, 256), nn.GELU(),
+        nn.Linear(256, n_pix + n_shift),
+    )  # fmt: skip
+    return Encoder(), decoder
+
+
+def shift_losses(x, m, decoded, rest, n_shift: int):
+    """Masked MSE of x against every shift of `decoded` (best amplitude each); rest-frame
+    spectra may only take shift 0. Returns (best loss, best shift in bins)."""
+    torch = _torch()
+    f = torch.nn.functional
+    b = x.shape[0]
+    cross = f.conv1d(decoded[None], (m * x)[:, None], groups=b)[0]  # sum m x D[t+j]
+    energy = f.conv1d((decoded * decoded)[None], m[:, None], groups=b)[0]  # sum m D^2
+    xx = (m * x * x).sum(1, keepdim=True)
+    n = m.sum(1, keepdim=True).clamp(min=1)
+    alpha = (cross / energy.clamp(min=1e-6)).clamp(min=0)
+    loss = (xx - 2 * alpha * cross + alpha * alpha * energy) / n  # (b, n_shift + 1)
+    only_zero = torch.zeros_like(loss, dtype=torch.bool)
+    only_zero[:, n_shift] = True
+    loss = torch.where(rest[:, None] & ~only_zero, torch.full_like(loss, 1e6), loss)
+    best, t = loss.min(1)
+    return best, n_shift - t
+
+
+class ShiftAutoencoder(EmbeddingModel):
+    kind: ClassVar[str] = "autoencoder"
+    spherical: ClassVar[bool] = False
+    defaults: ClassVar[dict[str, Any]] = {
+        "latent_dim": 16, "epochs": 40, "batch_size": 64, "learning_rate": 2e-3,
+        "channels": 32, "z_max": 3.5, "threads": 2, "max_train": 200_000,
+    }  # fmt: skip
+
+    def __init__(self, grid, **params: Any) -> None:
+        super().__init__(grid, **params)
+        self.n_shift = math.ceil(math.log1p(float(self.params["z_max"])) / grid.step)
+        self.rotation = np.eye(self.latent_dim, dtype=np.float32)
+        self.anchored = False
+        self._nets = None
+
+    def _networks(self):
+        if self._nets is None:
+            self._nets = _build(
+                self.grid.n_pix, self.n_shift, self.latent_dim, int(self.params["channels"])
+            )
+        return self._nets
+
+    def _tensors(self, data: Dataset):
+        torch = _torch()
+        flux = np.clip(data.flux, *_CLIP)
+        mask = np.isfinite(flux)
+        x = torch.from_numpy(np.where(mask, flux, 0).astype(np.float32))
+        m = torch.from_numpy(mask.astype(np.float32))
+        return x, m, torch.from_numpy(data.rest_frame.astype(bool))
+
+    def _latent(self, encoder, x, m):
+        z = encoder(x, m)
+        if self.spherical:
+            z = _torch().nn.functional.normalize(z, dim=1)
+        return z
+
+    def fit(self, data: Dataset, seed: int, progress: bool = False) -> FitReport:
+        torch = _torch()
+        torch.manual_seed(seed)
+        torch.use_deterministic_algorithms(True)
+        torch.set_num_threads(int(self.params["threads"]))
+        self._nets = None
+        encoder, decoder = self._networks()
+        x, m, rest = self._tensors(data)
+        params = list(encoder.parameters()) + list(decoder.parameters())
+        opt = torch.optim.Adam(params, lr=float(self.params["learning_rate"]))
+        epochs, bs = int(self.params["epochs"]), int(self.params["batch_size"])
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
+        gen = torch.Generator().manual_seed(seed)
+        history = []
+        with progress_bar(f"training {self.kind}", epochs, progress) as advance:
+            for _ in range(epochs):
+                encoder.train()
+                decoder.train()
+                perm = torch.randperm(len(x), generator=gen)
+                total = 0.0
+                for i in range(0, len(x), bs):
+                    idx = perm[i : i + bs]
+                    decoded = decoder(self._latent(encoder, x[idx], m[idx]))
+                    best, _ = shift_losses(x[idx], m[idx], decoded, rest[idx], self.n_shift)
+                    loss = best.mean()
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    total += loss.item() * len(idx)
+                sched.step()
+                history.append(total / max(len(x), 1))
+                advance(1, loss=f"{history[-1]:.4g}")
+        self.anchored = int(data.rest_frame.sum()) >= MIN_ANCHORS
+        if not self.spherical:  # order latent axes by energy: the first ones make the map
+            codes = self._codes(data)
+            _, _, vt = np.linalg.svd(codes.astype(np.float64), full_matrices=False)
+            signs = np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(1)])
+            self.rotation = (vt.T * np.where(signs == 0, 1, signs)).astype(np.float32)
+        return FitReport(history=history, extra={"shift_bins": self.n_shift})
+
+    def _codes(self, data: Dataset, chunk: int = 512) -> np.ndarray:
+        return self._run(data, chunk)[0]
+
+    def _run(self, data: Dataset, chunk: int = 512):
+        torch = _torch()
+        encoder, decoder = self._networks()
+        encoder.eval()
+        decoder.eval()
+        x, m, rest = self._tensors(data)
+        codes, errs, shifts = [], [], []
+        with torch.no_grad():
+            for i in range(0, len(x), chunk):
+                z = self._latent(encoder, x[i : i + chunk], m[i : i + chunk])
+                best, shift = shift_losses(
+                    x[i : i + chunk], m[i : i + chunk], decoder(z), rest[i : i + chunk],
+                    self.n_shift,
+                )  # fmt: skip
+                codes.append(z.numpy())
+                errs.append(best.numpy())
+                shifts.append(shift.numpy())
+        if not codes:
+            k = self.latent_dim
+            return np.zeros((0, k), np.float32), np.zeros(0, np.float32), np.zeros(0)
+        return np.concatenate(codes), np.concatenate(errs), np.concatenate(shifts)
+
+    def embed(self, data: Dataset) -> Embedding:
+        codes, errs, shifts = self._run(data)
+        z = np.expm1(shifts * self.grid.step).astype(np.float32)
+        z[data.rest_frame] = np.nan
+        if not self.anchored:
+            z[:] = np.nan
+        return Embedding(
+            vectors=(codes @ self.rotation).astype(np.float32),
+            anomaly=errs.astype(np.float32),
+            z_model=z,
+        )
+
+    def _state(self) -> dict[str, np.ndarray]:
+        encoder, decoder = self._networks()
+        state = {f"enc.{k}": v.numpy() for k, v in encoder.state_dict().items()}
+        state.update({f"dec.{k}": v.numpy() for k, v in decoder.state_dict().items()})
+        state["rotation"] = self.rotation
+        state["anchored"] = np.array(self.anchored)
+        return state
+
+    def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        torch = _torch()
+        encoder, decoder = self._networks()
+        encoder.load_state_dict(
+            {k[4:]: torch.from_numpy(v) for k, v in state.items() if k.startswith("enc.")}
+        )
+        decoder.load_state_dict(
+            {k[4:]: torch.from_numpy(v) for k, v in state.items() if k.startswith("dec.")}
+        )
+        self.rotation = state["rotation"]
+        self.anchored = bool(state["anchored"])
+
+
+class SphericalAutoencoder(ShiftAutoencoder):
+    """The latent space is the unit sphere in 3-D: a position on the latent sky per spectrum."""
+
+    kind: ClassVar[str] = "spherical-autoencoder"
+    spherical: ClassVar[bool] = True
+    defaults: ClassVar[dict[str, Any]] = {**ShiftAutoencoder.defaults, "latent_dim": 3}
+
+    def __init__(self, grid, **params: Any) -> None:
+        super().__init__(grid, **params)
+        if self.latent_dim != 3:
+            raise ValueError("the spherical autoencoder's latent space is the sphere in 3-D")

@@ -1,0 +1,153 @@
+"""Nearest neighbours in a model's latent space, served by the model's HNSW index.
+
+One SQL shape serves /embeddings/similar, the DataLink "similar spectra" service and the CLI,
+and it is the shape the ADQL function ivo_embedding_distance translates to:
+
+    ORDER BY CAST(vector AS public.vector(16)) OPERATOR(public.<=>)
+             (SELECT the query spectrum's vector) LIMIT k
+
+with WHERE model = '<name>' so PostgreSQL picks the partial HNSW index of that model. Names and
+identifiers are inlined as quoted literals (never as bind parameters): a generic plan could not
+prove the partial index's predicate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from escape_vo.embeddings.store import DISTANCE_OP, VECTOR_TYPE
+
+MAX_K = 1000
+# Model preference when a request does not name one: the best on the demo data first.
+PREFERENCE = ("autoencoder", "spherical", "pca")
+RESULT_COLUMNS = (
+    "publisher_did", "spectrum_id", "distance", "model", "version", "instrument", "target_class",
+    "lon", "lat", "anomaly_score", "z_model",
+)  # fmt: skip
+
+
+class SearchError(ValueError):
+    """The request cannot be answered; the message says why and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbour:
+    publisher_did: str
+    spectrum_id: int
+    distance: float
+    model: str
+    version: int
+    instrument: str | None
+    target_class: str | None
+    lon: float | None
+    lat: float | None
+    anomaly_score: float | None
+    z_model: float | None
+
+
+def query_vector_sql(model: str, did: str) -> sql.Composed:
+    return sql.SQL(
+        "(SELECT CAST(t.vector AS {vt}) FROM embeddings.spectrum_embeddings AS t "
+        "WHERE t.model = {m} AND t.publisher_did = {d})"
+    ).format(vt=sql.SQL(VECTOR_TYPE), m=sql.Literal(model), d=sql.Literal(did))
+
+
+def neighbours_sql(model: str, did: str, k: int, include_self: bool = False) -> sql.Composed:
+    distance = sql.SQL("CAST(e.vector AS {vt}) {op} {q}").format(
+        vt=sql.SQL(VECTOR_TYPE), op=sql.SQL(DISTANCE_OP), q=query_vector_sql(model, did)
+    )
+    cond = (
+        sql.SQL("")
+        if include_self
+        else sql.SQL(" AND e.publisher_did <> {d}").format(d=sql.Literal(did))
+    )
+    return sql.SQL(
+        "SELECT e.publisher_did, e.spectrum_id, {dist} AS distance, e.model, e.version, "
+        "e.instrument, e.target_class, e.lon, e.lat, e.anomaly_score, e.z_model "
+        "FROM embeddings.spectrum_embeddings AS e WHERE e.model = {m}{cond} "
+        "ORDER BY distance LIMIT {k}"
+    ).format(dist=distance, m=sql.Literal(model), cond=cond, k=sql.Literal(int(k)))
+
+
+def _settings_sql(k: int) -> list[str]:
+    """Search breadth: ef_search above k (recall), iterative scans so that rows filtered out
+    after the index (an older version still being replaced) do not shorten the answer."""
+    ef = max(64, 4 * k)
+    return [
+        f"SET LOCAL hnsw.ef_search = {min(ef, 1000)}",
+        "SET LOCAL hnsw.iterative_scan = strict_order",
+    ]
+
+
+def _check(k: int) -> None:
+    if not 1 <= k <= MAX_K:
+        raise SearchError(f"k must be between 1 and {MAX_K}; got {k}")
+
+
+_STATUS = sql.SQL(
+    "SELECT (SELECT max(version) FROM embeddings.models WHERE name = {m} AND is_current), "
+    "EXISTS (SELECT 1 FROM archive.spectra WHERE publisher_did = {d}), "
+    "EXISTS (SELECT 1 FROM embeddings.spectrum_embeddings WHERE model = {m} "
+    "AND publisher_did = {d})"
+)
+
+
+def _explain(model: str, did: str, status: tuple, available: list[str]) -> None:
+    version, known, embedded = status
+    if version is None:
+        offered = ", ".join(available) or "none yet (escape-vo embed train / apply)"
+        raise SearchError(f"model {model!r} has no applied version; models available: {offered}")
+    if not known:
+        raise SearchError(f"no spectrum with ID {did!r} in this archive")
+    if not embedded:
+        raise SearchError(
+            f"spectrum {did} has no vector for model {model} yet (it may be new, or its file "
+            "could not be resampled); run escape-vo embed apply"
+        )
+
+
+def default_model(available: list[str]) -> str | None:
+    for name in PREFERENCE:
+        if name in available:
+            return name
+    return available[0] if available else None
+
+
+_AVAILABLE = "SELECT DISTINCT name FROM embeddings.models WHERE is_current ORDER BY name"
+
+
+async def similar_async(pool, did: str, model: str | None, k: int) -> list[Neighbour]:
+    """The k spectra nearest to `did` (itself excluded), for the web endpoint."""
+    _check(k)
+    async with pool.connection() as conn:
+        cur = await conn.execute(_AVAILABLE)
+        available = [r[0] for r in await cur.fetchall()]
+        model = model or default_model(available)
+        if model is None:
+            raise SearchError("no embedding model has been applied yet (escape-vo embed apply)")
+        cur = await conn.execute(_STATUS.format(m=sql.Literal(model), d=sql.Literal(did)))
+        _explain(model, did, await cur.fetchone(), available)
+        async with conn.transaction():
+            for statement in _settings_sql(k):
+                await conn.execute(statement)
+            cur = await conn.execute(neighbours_sql(model, did, k))
+            return [Neighbour(*row) for row in await cur.fetchall()]
+
+
+def similar(conn: psycopg.Connection, did: str, model: str | None, k: int) -> list[Neighbour]:
+    """The same, on a plain connection (CLI, benchmarks)."""
+    _check(k)
+    available = [r[0] for r in conn.execute(_AVAILABLE).fetchall()]
+    model = model or default_model(available)
+    if model is None:
+        raise SearchError("no embedding model has been applied yet (escape-vo embed apply)")
+    status = conn.execute(_STATUS.format(m=sql.Literal(model), d=sql.Literal(did))).fetchone()
+    _explain(model, did, status, available)
+    with conn.transaction():
+        for statement in _settings_sql(k):
+            conn.execute(statement)
+        rows = conn.execute(neighbours_sql(model, did, k)).fetchall()
+    return [Neighbour(*row) for row in rows]

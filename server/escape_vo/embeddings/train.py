@@ -1,0 +1,95 @@
+"""`escape-vo embed train`: fit a new version of a model and record how good it is.
+
+The spectra are split by the seed into a training and a held-out set; the seed also drives
+every random generator of the fit, so training again with the same seed, data and parameters
+gives the same model and the same metrics.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from escape_vo.embeddings.grid import DEFAULT_GRID, Grid
+from escape_vo.embeddings.models import MODELS
+from escape_vo.embeddings.preprocess import load_dataset, preprocess
+from escape_vo.embeddings.store import ModelRecord, save_model
+from escape_vo.filestore import FileStore
+
+MIN_SPECTRA = 10
+
+
+def train(
+    db_url: str,
+    store_url: str,
+    name: str,
+    *,
+    seed: int = 0,
+    params: dict[str, Any] | None = None,
+    where: str | None = None,
+    test_fraction: float = 0.1,
+    grid: Grid = DEFAULT_GRID,
+    progress: bool = False,
+    workers: int | None = None,
+) -> ModelRecord:
+    """Train model `name` on the spectra matching `where` (SQL on s = archive.spectra)."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(sorted(MODELS))}")
+    if not 0 <= test_fraction < 1:
+        raise ValueError("test_fraction must be in [0, 1)")
+    model = MODELS[name](grid, **(params or {}))
+    preprocess(db_url, store_url, grid, workers=workers, progress=progress)
+    data = load_dataset(db_url, grid, where or "TRUE")
+    if len(data) < MIN_SPECTRA:
+        raise ValueError(
+            f"only {len(data)} usable spectra match; need at least {MIN_SPECTRA} to train"
+        )
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(data))
+    n_test = round(test_fraction * len(data))
+    test_idx, train_idx = np.sort(order[:n_test]), np.sort(order[n_test:])
+    cap = model.params.get("max_train")
+    if cap and len(train_idx) > int(cap):
+        train_idx = np.sort(rng.choice(train_idx, int(cap), replace=False))
+    train_set, test_set = data.subset(train_idx), data.subset(test_idx)
+    started = time.perf_counter()
+    report = model.fit(train_set, seed=seed, progress=progress)
+    seconds = time.perf_counter() - started
+    train_error = float(np.mean(model.embed(train_set).anomaly))
+    test_error = float(np.mean(model.embed(test_set).anomaly)) if n_test else None
+    metrics = {
+        "history": [round(h, 8) for h in report.history],
+        **report.extra,
+        "rest_frame_fraction": round(float(train_set.rest_frame.mean()), 4),
+        "train_seconds": round(seconds, 2),
+        "software": _software(),
+    }
+    with psycopg.connect(db_url) as conn:
+        return save_model(
+            conn,
+            FileStore(store_url),
+            name,
+            model,
+            selection=where or "all",
+            seed=seed,
+            n_train=len(train_set),
+            n_test=len(test_set),
+            train_error=train_error,
+            test_error=test_error,
+            metrics=metrics,
+        )
+
+
+def _software() -> dict[str, str]:
+    versions = {"python": platform.python_version(), "numpy": np.__version__}
+    try:
+        import torch
+
+        versions["torch"] = torch.__version__
+    except ImportError:
+        pass
+    return versions

@@ -1,0 +1,226 @@
+"""HTTP: /embeddings/similar (VOTable of neighbours), the latent map page and its data.
+
+GET /embeddings/similar?ID=<publisher DID>&k=10&model=autoencoder[&RESPONSEFORMAT=...]
+GET /embeddings/map                       the interactive latent sky (HTML + canvas)
+GET /embeddings/map/points?model=...      its points, columnar JSON
+GET /embeddings/spectra/{spectrum_id}     a preprocessed spectrum (JSON) for the map's plot
+GET /embeddings/models                    the trained models and their metrics (JSON)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from psycopg import sql
+
+from escape_vo.embeddings.grid import GRIDS
+from escape_vo.embeddings.search import (
+    MAX_K,
+    RESULT_COLUMNS,
+    SearchError,
+    default_model,
+    similar_async,
+)
+from escape_vo.schema.model import Column, find_table
+from escape_vo.votable import error_votable, resolve_format, write_result
+
+STATIC = Path(__file__).parent / "static"
+router = APIRouter(prefix="/embeddings", tags=["embeddings"])
+MAX_MAP_POINTS = 500_000
+
+
+def _error(message: str, status: int = 400) -> Response:
+    return Response(
+        error_votable(message), status_code=status, media_type="application/x-votable+xml"
+    )
+
+
+def result_columns() -> list[Column]:
+    """Metadata of the neighbours table: the view's own columns plus the distance."""
+    view = find_table("embeddings.spectrum_embeddings")
+    distance = Column(
+        name="distance",
+        datatype="double",
+        ucd="stat.value",
+        description="Cosine distance to the query spectrum in the model's latent space "
+        "(0 identical, 1 unrelated, 2 opposite).",
+    )
+    out = []
+    for name in RESULT_COLUMNS:
+        if name == "distance":
+            out.append(distance)
+        else:
+            col = view.column(name)
+            out.append(Column(**{f: getattr(col, f) for f in col.__slots__ if f != "expr"}))
+    return out
+
+
+def _param(request: Request, *names: str) -> str | None:
+    """Case-insensitive parameter names, as DALI asks."""
+    wanted = {n.lower() for n in names}
+    for key, value in request.query_params.multi_items():
+        if key.lower() in wanted:
+            return value
+    return None
+
+
+@router.get("/similar", summary="The k spectra most similar to one (VOTable, or RESPONSEFORMAT)")
+async def similar_endpoint(request: Request) -> Response:
+    did = _param(request, "ID")
+    if not did:
+        return _error("ID is required: the publisher DID of a spectrum (ivo://...)")
+    k_text = _param(request, "k") or "10"
+    try:
+        k = int(k_text)
+    except ValueError:
+        return _error(f"k must be an integer between 1 and {MAX_K}; got {k_text!r}")
+    try:
+        fmt = resolve_format(_param(request, "RESPONSEFORMAT"))
+    except ValueError as exc:
+        return _error(str(exc))
+    model = _param(request, "model")
+    try:
+        found = await similar_async(request.app.state.pool, did, model, k)
+    except SearchError as exc:
+        return _error(str(exc))
+    columns = result_columns()
+    arrays = [pa.array([getattr(n, c.name) for n in found], type=_arrow(c)) for c in columns]
+    batch = pa.record_batch(arrays, names=[c.name for c in columns])
+    used = found[0].model if found else (model or "")
+    infos = [("QUERY_ID", did), ("MODEL", used), ("K", str(k))]
+    body = write_result(fmt, columns, iter([batch]), max_rows=k, infos=infos)
+    return StreamingResponse(body, media_type=fmt.mime_type)
+
+
+def _arrow(col: Column) -> pa.DataType:
+    return {
+        "char": pa.string(), "long": pa.int64(), "int": pa.int32(), "double": pa.float64(),
+        "float": pa.float32(),
+    }[col.datatype]  # fmt: skip
+
+
+@router.get("/models", summary="Trained embedding models, their versions and metrics (JSON)")
+async def models_endpoint(request: Request) -> JSONResponse:
+    async with request.app.state.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT name, version, kind, latent_dim, grid, params, selection, seed, n_train, "
+            "n_test, train_error, test_error, metrics, trained_at, applied_at, is_current, "
+            "(SELECT count(*) FROM embeddings.vectors AS v "
+            "WHERE v.model = m.name AND v.version = m.version) "
+            "FROM embeddings.models AS m ORDER BY name, version"
+        )
+        rows = await cur.fetchall()
+    out = []
+    for r in rows:
+        out.append(
+            {
+                "name": r[0], "version": r[1], "kind": r[2], "latent_dim": r[3], "grid": r[4],
+                "params": json.loads(r[5]), "selection": r[6], "seed": r[7], "n_train": r[8],
+                "n_test": r[9], "train_error": r[10], "test_error": r[11],
+                "metrics": json.loads(r[12] or "{}"),
+                "trained_at": r[13].isoformat() + "Z",
+                "applied_at": r[14].isoformat() + "Z" if r[14] else None,
+                "current": r[15], "n_vectors": r[16],
+            }
+        )  # fmt: skip
+    return JSONResponse(out)
+
+
+@router.get("/map", summary="The latent map of the spectra (HTML page)")
+async def map_page() -> FileResponse:
+    return FileResponse(STATIC / "map.html", media_type="text/html")
+
+
+@router.get("/map/points", summary="Points of the latent map (columnar JSON)")
+async def map_points(request: Request) -> Response:
+    """lon/lat on the latent sky of every embedded spectrum with what the map colours by;
+    categories as codes into a list of names, numbers rounded: ~30 bytes per point."""
+    model = _param(request, "model")
+    async with request.app.state.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT name, version FROM embeddings.models WHERE is_current ORDER BY name"
+        )
+        current = {r[0]: r[1] for r in await cur.fetchall()}
+        model = model or default_model(list(current))
+        if model is None:
+            return JSONResponse({"models": [], "model": None, "n": 0})
+        if model not in current:
+            names = ", ".join(current) or "none"
+            return JSONResponse(
+                {"error": f"model {model!r} has no applied version (available: {names})"}, 400
+            )
+        cur = await conn.execute(
+            sql.SQL(
+                "SELECT e.spectrum_id, e.lon, e.lat, e.anomaly_score, s.snr, "
+                "coalesce(e.instrument, '?'), coalesce(e.target_class, 'unclassified') "
+                "FROM embeddings.spectrum_embeddings AS e "
+                "JOIN archive.spectra AS s ON s.spectrum_id = e.spectrum_id "
+                "WHERE e.model = {m} ORDER BY e.spectrum_id LIMIT {n}"
+            ).format(m=sql.Literal(model), n=sql.Literal(MAX_MAP_POINTS))
+        )
+        rows = await cur.fetchall()
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 7
+    inst_names, inst_codes = _codes(columns[5])
+    cls_names, cls_codes = _codes(columns[6])
+    payload = {
+        "models": list(current),
+        "model": model,
+        "version": current[model],
+        "n": len(rows),
+        "id": list(columns[0]),
+        "lon": _rounded(columns[1], 3),
+        "lat": _rounded(columns[2], 3),
+        "anomaly": _rounded(columns[3], 6),
+        "snr": _rounded(columns[4], 2),
+        "instrument": {"names": inst_names, "codes": inst_codes},
+        "class": {"names": cls_names, "codes": cls_codes},
+    }
+    return Response(json.dumps(payload, separators=(",", ":")), media_type="application/json")
+
+
+def _codes(values) -> tuple[list[str], list[int]]:
+    names = sorted(set(values))
+    index = {n: i for i, n in enumerate(names)}
+    return names, [index[v] for v in values]
+
+
+def _rounded(values, digits: int) -> list[float | None]:
+    return [None if v is None or not math.isfinite(v) else round(float(v), digits) for v in values]
+
+
+@router.get("/spectra/{spectrum_id}", summary="A preprocessed spectrum on its model grid (JSON)")
+async def preprocessed_spectrum(request: Request, spectrum_id: int) -> JSONResponse:
+    async with request.app.state.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT p.grid, p.flux, p.rest_frame, p.coverage, s.publisher_did, s.instrument, "
+            "s.target_class, s.target_name, s.redshift FROM embeddings.preprocessed AS p "
+            "JOIN archive.spectra AS s ON s.spectrum_id = p.spectrum_id "
+            "WHERE p.spectrum_id = %s AND p.flux IS NOT NULL ORDER BY p.grid LIMIT 1",
+            (spectrum_id,),
+        )
+        row = await cur.fetchone()
+    if row is None:
+        return JSONResponse(
+            {"error": f"spectrum {spectrum_id} has not been preprocessed (escape-vo embed apply)"},
+            404,
+        )
+    grid = GRIDS[row[0]]
+    flux = np.asarray(row[1], dtype=np.float64)
+    keep = np.isfinite(flux)
+    first, last = np.flatnonzero(keep)[[0, -1]] if keep.any() else (0, -1)
+    sl = slice(int(first), int(last) + 1)
+    return JSONResponse(
+        {
+            "spectrum_id": spectrum_id, "publisher_did": row[4], "instrument": row[5],
+            "target_class": row[6], "target_name": row[7], "redshift": row[8],
+            "grid": grid.name, "rest_frame": row[2], "coverage": row[3],
+            "wave_nm": [round(w * 1e9, 3) for w in grid.centres[sl]],
+            "flux": [None if not math.isfinite(f) else round(f, 5) for f in flux[sl]],
+        }
+    )  # fmt: skip

@@ -1,0 +1,310 @@
+"""Embeddings end to end on ingested demo spectra: train, apply, and the three ways to search.
+
+One database for the module: 200 demo spectra of known class ingested, three small models
+trained for few epochs and applied. The similarity endpoint, the ADQL function and the DataLink
+service descriptor must give the same neighbours.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+import numpy as np
+import psycopg
+import pytest
+from astropy.io.votable import parse_single_table
+
+from escape_vo.adql import Catalog, translate
+from escape_vo.db.migrate import migrate
+from escape_vo.embeddings.apply import apply
+from escape_vo.embeddings.store import get_model, index_name
+from escape_vo.embeddings.train import train
+from escape_vo.schema.model import published_tables
+from escape_vo.settings import Settings
+from tests.conftest import LiveServer, free_port
+
+FAST = {"epochs": 2, "threads": 1}
+
+
+@pytest.fixture(scope="module")
+def embedded(pg, tmp_path_factory):
+    """(settings, truth by spectrum_id) of a database with 200 embedded demo spectra."""
+    from escape_vo.demo.generate import generate_demo
+    from escape_vo.ingest.pipeline import ingest
+
+    name = f"embed_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg.url("postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = pg.url(name)
+    port = free_port()
+    migrate(url, base_url=f"http://127.0.0.1:{port}")
+    work = tmp_path_factory.mktemp("embed")
+    truth = generate_demo(work / "demo", n_spectra=200, seed=11)
+    settings = Settings(
+        data_dir=work / "data", database_url=url, ivo_authority="test.example", port=port
+    )
+    report = ingest([work / "demo"], db_url=url, store_url=settings.files_url,
+                    authority=settings.ivo_authority, collection="demo")  # fmt: skip
+    assert report.ok, report.summary()
+    train(url, settings.files_url, "pca", seed=1, params={"iterations": 4})
+    train(url, settings.files_url, "autoencoder", seed=1, params=FAST)
+    train(url, settings.files_url, "spherical", seed=1, params=FAST)
+    for model in ("pca", "autoencoder", "spherical"):
+        assert apply(url, settings.files_url, model).embedded == 200
+    by_key = {(Path(t.path).name, t.file_index): t for t in truth}
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT spectrum_id, original_name, file_index FROM archive.spectra")
+        by_id = {sid: by_key[(n, i)] for sid, n, i in rows}
+    yield settings, by_id
+    with psycopg.connect(pg.url("postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def server(embedded):
+    from escape_vo.web.app import create_app
+
+    settings, _ = embedded
+    with LiveServer(create_app(settings), settings.port) as live:
+        yield live
+
+
+def _a_did(settings: Settings, offset: int = 0) -> str:
+    with psycopg.connect(settings.database_url) as conn:
+        return conn.execute(
+            "SELECT publisher_did FROM archive.spectra ORDER BY spectrum_id OFFSET %s LIMIT 1",
+            (offset,),
+        ).fetchone()[0]
+
+
+def _votable(content: bytes):
+    return parse_single_table(io.BytesIO(content)).to_table()
+
+
+def test_models_are_recorded_with_their_metrics(embedded) -> None:
+    settings, _ = embedded
+    with psycopg.connect(settings.database_url) as conn:
+        rec = get_model(conn, "autoencoder")
+        assert rec.is_current and rec.version == 1 and rec.seed == 1
+        assert rec.n_train == 180 and rec.n_test == 20
+        assert rec.test_error is not None and rec.test_error > 0
+        assert len(rec.metrics["history"]) == FAST["epochs"]
+        assert rec.params["epochs"] == FAST["epochs"] and "torch" in rec.metrics["software"]
+        (n,) = conn.execute(
+            "SELECT count(*) FROM embeddings.spectrum_embeddings WHERE model = 'spherical'"
+        ).fetchone()
+        assert n == 200
+
+
+def test_training_again_with_the_same_seed_gives_the_same_metrics(embedded) -> None:
+    settings, _ = embedded
+    url, store = settings.database_url, settings.files_url
+    with psycopg.connect(url) as conn:
+        first = get_model(conn, "autoencoder", 1)
+    again = train(url, store, "autoencoder", seed=1, params=FAST)
+    assert again.version == 2 and not again.is_current
+    assert again.metrics["history"] == first.metrics["history"]
+    assert (again.train_error, again.test_error) == (first.train_error, first.test_error)
+    other = train(url, store, "autoencoder", seed=2, params=FAST)
+    assert other.metrics["history"] != first.metrics["history"]
+    with psycopg.connect(url) as conn:  # keep serving version 1 for the other tests
+        conn.execute("DELETE FROM embeddings.models WHERE name = 'autoencoder' AND version > 1")
+
+
+def test_neighbours_share_the_class_of_the_query_spectrum(embedded) -> None:
+    settings, truth = embedded
+    with psycopg.connect(settings.database_url) as conn:
+        rows = conn.execute(
+            "SELECT spectrum_id, vector FROM embeddings.spectrum_embeddings "
+            "WHERE model = 'pca' ORDER BY spectrum_id"
+        ).fetchall()
+    ids = np.array([r[0] for r in rows])
+    v = np.array([r[1] for r in rows], dtype=float)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    sim = v @ v.T
+    np.fill_diagonal(sim, -np.inf)
+    nn = np.argsort(-sim, axis=1)[:, :10]
+    classes = np.array([truth[i].obj_class for i in ids])
+    agreement = float((classes[nn] == classes[:, None]).mean())
+    shares = np.unique(classes, return_counts=True)[1] / len(classes)
+    chance = float((shares**2).sum())  # agreement of random neighbours
+    # A 4-iteration linear baseline on 180 spectra; bench/embeddings_quality has the figures of
+    # the trained models on 2,400 spectra.
+    assert agreement > chance + 0.1, (agreement, chance)
+
+
+def test_endpoint_adql_and_datalink_give_the_same_neighbours(embedded, server) -> None:
+    settings, _ = embedded
+    did = _a_did(settings, 17)
+    k = 8
+    r = httpx.get(f"{server.url}/embeddings/similar", params={"ID": did, "k": k,
+                                                             "model": "autoencoder"})  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/x-votable+xml")
+    endpoint = _votable(r.content)
+    assert len(endpoint) == k and did not in list(endpoint["publisher_did"])
+    assert list(endpoint["distance"]) == sorted(endpoint["distance"])
+
+    adql = (
+        f"SELECT TOP {k + 1} publisher_did, ivo_embedding_distance(vector, 'autoencoder', "
+        f"'{did}') AS dist FROM embeddings.spectrum_embeddings "
+        "WHERE model = 'autoencoder' ORDER BY dist"
+    )
+    r = httpx.post(f"{server.url}/tap/sync", data={"LANG": "ADQL", "QUERY": adql})
+    assert r.status_code == 200, r.text
+    tap = _votable(r.content)
+    assert tap["publisher_did"][0] == did and tap["dist"][0] == pytest.approx(0, abs=1e-6)
+    assert list(tap["publisher_did"][1:]) == list(endpoint["publisher_did"])
+    np.testing.assert_allclose(tap["dist"][1:], endpoint["distance"], rtol=1e-5)
+
+    r = httpx.get(f"{server.url}/datalink/links", params={"ID": did})
+    assert r.status_code == 200, r.text
+    from astropy.io.votable import parse
+
+    doc = parse(io.BytesIO(r.content))
+    links = doc.get_first_table().to_table()
+    row = [x for x in links if x["local_semantics"] == "similar-spectra"]
+    assert len(row) == 1 and row[0]["semantics"] == "#auxiliary"
+    descriptor = next(res for res in doc.resources if row[0]["service_def"] == res.ID)
+    params = {p.name: p.value for p in descriptor.params}
+    inputs = {p.name: p for p in descriptor.groups[0].entries}
+    assert inputs["ID"].value == did
+    query = {"ID": inputs["ID"].value, "k": k, "model": "autoencoder"}
+    r = httpx.get(f"{params['accessURL']}?{urlencode(query)}")
+    assert r.status_code == 200, r.text
+    assert list(_votable(r.content)["publisher_did"]) == list(endpoint["publisher_did"])
+
+
+def test_the_adql_query_is_served_by_the_hnsw_index(embedded) -> None:
+    settings, _ = embedded
+    did = _a_did(settings)
+    t = translate(
+        f"SELECT TOP 10 publisher_did, ivo_embedding_distance(vector, 'pca', '{did}') AS d "
+        "FROM embeddings.spectrum_embeddings WHERE model = 'pca' ORDER BY d",
+        Catalog.from_tables(published_tables()),
+    )
+    with psycopg.connect(settings.database_url) as conn:
+        conn.execute("ANALYZE embeddings.vectors")
+        conn.execute("SET enable_sort = off")  # 200 rows: a sort is cheaper, so forbid it
+        plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + t.sql))
+    assert index_name("pca") in plan, plan
+
+
+def test_the_view_gives_float_arrays_and_latent_sky_positions_to_tap(embedded, server) -> None:
+    adql = (
+        "SELECT TOP 5 publisher_did, vector, lon, lat, anomaly_score FROM "
+        "embeddings.spectrum_embeddings WHERE model = 'spherical' "
+        "AND 1 = CONTAINS(POINT('ICRS', lon, lat), CIRCLE('ICRS', 0, 0, 180))"
+    )
+    r = httpx.post(f"{server.url}/tap/sync", data={"LANG": "ADQL", "QUERY": adql})
+    assert r.status_code == 200, r.text
+    t = _votable(r.content)
+    assert len(t) == 5
+    vectors = np.array([np.asarray(v) for v in t["vector"]])
+    assert vectors.shape == (5, 16)
+    np.testing.assert_allclose(np.linalg.norm(vectors[:, :3], axis=1), 1, rtol=1e-5)
+    assert (vectors[:, 3:] == 0).all()
+    x = np.cos(np.radians(t["lat"])) * np.cos(np.radians(t["lon"]))
+    np.testing.assert_allclose(x, vectors[:, 0], atol=1e-5)
+
+
+def test_bad_requests_get_error_documents(embedded, server) -> None:
+    settings, _ = embedded
+    url = f"{server.url}/embeddings/similar"
+    cases = [
+        ({}, "ID is required"),
+        ({"ID": "ivo://test.example/spectra?nope"}, "no spectrum with ID"),
+        ({"ID": _a_did(settings), "k": "0"}, "k must be between"),
+        ({"ID": _a_did(settings), "k": "ten"}, "k must be an integer"),
+        ({"ID": _a_did(settings), "model": "nosuch"}, "models available: autoencoder"),
+    ]
+    for params, message in cases:
+        r = httpx.get(url, params=params)
+        assert r.status_code == 400
+        assert "QUERY_STATUS" in r.text and message in r.text, r.text
+
+
+def test_map_page_points_and_preprocessed_spectra(embedded, server) -> None:
+    r = httpx.get(f"{server.url}/embeddings/map")
+    assert r.status_code == 200 and "<canvas" in r.text
+    r = httpx.get(f"{server.url}/embeddings/map/points", params={"model": "spherical"})
+    d = r.json()
+    assert d["n"] == 200 and d["model"] == "spherical" and len(d["lon"]) == 200
+    assert set(d["models"]) == {"pca", "autoencoder", "spherical"}
+    assert len(d["instrument"]["codes"]) == 200 and d["instrument"]["names"]
+    r = httpx.get(f"{server.url}/embeddings/spectra/{d['id'][0]}")
+    sp = r.json()
+    assert len(sp["wave_nm"]) == len(sp["flux"]) > 10
+    assert sp["publisher_did"].startswith("ivo://test.example/")
+    assert httpx.get(f"{server.url}/embeddings/spectra/999999").status_code == 404
+    models = httpx.get(f"{server.url}/embeddings/models").json()
+    assert {m["name"] for m in models if m["current"]} == {"pca", "autoencoder", "spherical"}
+    assert all(m["n_vectors"] == 200 for m in models if m["current"])
+
+
+def test_apply_after_new_ingests_embeds_only_the_new_spectra(embedded, tmp_path) -> None:
+    from escape_vo.demo.generate import generate_demo
+    from escape_vo.ingest.pipeline import ingest
+
+    settings, _ = embedded
+    url, store = settings.database_url, settings.files_url
+    assert apply(url, store, "pca").embedded == 0
+    generate_demo(tmp_path / "more", n_spectra=6, seed=99)
+    report = ingest([tmp_path / "more"], db_url=url, store_url=store,
+                    authority=settings.ivo_authority, collection="more")  # fmt: skip
+    assert report.ok
+    with psycopg.connect(url) as conn:
+        (new,) = conn.execute(
+            "SELECT count(*) FROM archive.spectra WHERE collection = 'more'"
+        ).fetchone()
+    assert apply(url, store, "pca").embedded == new
+    with psycopg.connect(url) as conn:
+        (missing,) = conn.execute(
+            "SELECT count(*) FROM archive.spectra AS s WHERE NOT EXISTS (SELECT 1 FROM "
+            "embeddings.spectrum_embeddings AS e WHERE e.model = 'pca' "
+            "AND e.spectrum_id = s.spectrum_id)"
+        ).fetchone()
+    assert missing == 0
+
+
+def test_cli_train_apply_models_and_similar(embedded, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from escape_vo.cli import main
+    from escape_vo.settings import get_settings
+
+    settings, _ = embedded
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("DATA_DIR", str(settings.data_dir))
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        r = runner.invoke(main, ["embed", "train", "--model", "pca", "--seed", "5",
+                                 "--param", "iterations=2", "--latent-dim", "8"])  # fmt: skip
+        assert r.exit_code == 0, r.output
+        assert "pca version 2" in r.output
+        r = runner.invoke(main, ["embed", "apply", "--model", "pca"])
+        assert r.exit_code == 0, r.output
+        assert "pca v2:" in r.output and "older versions dropped" in r.output
+        r = runner.invoke(main, ["embed", "models"])
+        assert r.exit_code == 0 and "* pca          v2" in r.output, r.output
+        r = runner.invoke(main, ["embed", "similar", _a_did(settings), "-k", "3",
+                                 "--model", "pca"])  # fmt: skip
+        assert r.exit_code == 0, r.output
+        assert len(r.output.strip().splitlines()) == 3
+        r = runner.invoke(main, ["embed", "train", "--model", "nosuch"])
+        assert r.exit_code != 0 and "unknown model" in r.output
+    finally:
+        get_settings.cache_clear()
+    with psycopg.connect(settings.database_url) as conn:
+        params = json.loads(
+            conn.execute(
+                "SELECT params FROM embeddings.models WHERE name = 'pca' AND version = 2"
+            ).fetchone()[0]
+        )
+    assert params["latent_dim"] == 8

@@ -1,0 +1,164 @@
+"""Embeddings without a database: resampling, the models' mathematics, the ADQL function."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from escape_vo.adql import AdqlError, Catalog, translate
+from escape_vo.embeddings.grid import DEFAULT_GRID, Grid, NoCoverage, resample
+from escape_vo.embeddings.models import MODELS
+from escape_vo.embeddings.models.shiftnet import shift_losses
+from escape_vo.embeddings.preprocess import Dataset
+from escape_vo.embeddings.store import sky_position
+from escape_vo.schema.model import published_tables
+
+GRID = Grid("test", 4.0e-7, 8.0e-7, 200)
+
+
+def _line_spectrum(centre_m: float, n: int = 4000) -> tuple[np.ndarray, np.ndarray]:
+    wave = np.linspace(4.2e-7, 7.8e-7, n)
+    flux = 2.0 + 10.0 * np.exp(-0.5 * ((wave - centre_m) / 1e-9) ** 2)
+    return wave, flux
+
+
+def test_resample_normalises_and_masks_missing_coverage_and_bad_pixels() -> None:
+    wave, flux = _line_spectrum(6.0e-7)
+    quality = np.zeros(wave.size, dtype=np.int32)
+    quality[(wave > 5.0e-7) & (wave < 5.2e-7)] = 4  # a flagged stretch
+    r = resample(GRID, wave, flux, np.full(wave.size, 0.1), quality, None)
+    centres = GRID.centres
+    assert r.flux.dtype == np.float32 and r.flux.shape == (GRID.n_pix,)
+    assert np.isnan(r.flux[centres < 4.15e-7]).all()  # below the spectrum: no coverage
+    assert np.isnan(r.flux[(centres > 5.02e-7) & (centres < 5.18e-7)]).all()  # flagged
+    assert np.nanmedian(r.flux) == pytest.approx(1.0)
+    assert r.scale == pytest.approx(2.0, rel=1e-3)
+    assert not r.rest_frame
+    assert 0.6 < r.coverage < 0.9
+    assert r.noise is not None and r.noise < 0.1
+
+
+def test_resample_moves_a_spectrum_with_redshift_to_its_rest_frame() -> None:
+    z = 0.2
+    wave, flux = _line_spectrum(5.0e-7 * (1 + z))
+    wave_rest, flux_rest = _line_spectrum(5.0e-7)
+    shifted = resample(GRID, wave, flux, None, None, z)
+    rest = resample(GRID, wave_rest, flux_rest, None, None, None)
+    assert shifted.rest_frame
+    assert np.nanargmax(shifted.flux) == np.nanargmax(rest.flux)
+    assert GRID.centres[np.nanargmax(shifted.flux)] == pytest.approx(5.0e-7, rel=GRID.step)
+
+
+def test_resample_interpolates_input_coarser_than_the_grid() -> None:
+    wave = np.linspace(4.0e-7, 8.0e-7, 20)  # 20 pixels for 200 bins
+    r = resample(GRID, wave, np.linspace(1, 2, 20), None, None, None)
+    assert np.isfinite(r.flux[5:-5]).all()
+
+
+def test_resample_refuses_spectra_off_the_grid() -> None:
+    with pytest.raises(NoCoverage):
+        resample(GRID, np.linspace(1e-6, 2e-6, 100), np.ones(100), None, None, None)
+    with pytest.raises(NoCoverage):
+        resample(GRID, np.linspace(5e-7, 6e-7, 100), np.full(100, np.nan), None, None, None)
+
+
+def _low_rank_dataset(n: int = 300, seed: int = 1) -> tuple[Dataset, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    basis = rng.normal(size=(3, GRID.n_pix))
+    coeffs = rng.normal(size=(n, 3))
+    flux = (1.0 + 0.1 * coeffs @ basis).astype(np.float32)
+    truth = flux.copy()
+    for i in range(n):  # each spectrum covers a random window of the grid
+        lo = rng.integers(0, GRID.n_pix // 2)
+        flux[i, :lo] = np.nan
+        flux[i, lo + GRID.n_pix // 2 :] = np.nan
+    data = Dataset(np.arange(n), flux, np.zeros(n, bool), np.full(n, np.nan, np.float32))
+    return data, truth
+
+
+def test_masked_pca_fits_spectra_with_gaps() -> None:
+    data, _ = _low_rank_dataset()
+    model = MODELS["pca"](GRID, latent_dim=4, iterations=15)
+    report = model.fit(data, seed=0)
+    emb = model.embed(data)
+    assert emb.vectors.shape == (len(data), 4)
+    assert report.history[-1] < report.history[0]
+    assert float(np.mean(emb.anomaly)) < 1e-3  # three components explain the data
+
+
+def test_models_round_trip_through_bytes() -> None:
+    data, _ = _low_rank_dataset(n=80)
+    for name, params in (("pca", {"latent_dim": 3}), ("spherical", {"epochs": 1})):
+        grid = GRID if name == "pca" else DEFAULT_GRID
+        if name != "pca":
+            flux = np.full((80, grid.n_pix), np.nan, np.float32)
+            flux[:, 400:600] = data.flux[:, :200]
+            data = Dataset(data.spectrum_id, flux, data.rest_frame, data.noise)
+        model = MODELS[name](grid, **params)
+        model.fit(data, seed=3)
+        again = type(model).from_bytes(model.to_bytes(), grid)
+        np.testing.assert_array_equal(model.embed(data).vectors, again.embed(data).vectors)
+
+
+def test_spherical_vectors_lie_on_the_unit_sphere() -> None:
+    data, _ = _low_rank_dataset(n=64)
+    flux = np.full((64, DEFAULT_GRID.n_pix), np.nan, np.float32)
+    flux[:, 300:500] = data.flux[:, :200]
+    data = Dataset(data.spectrum_id, flux, np.ones(64, bool), data.noise)
+    model = MODELS["spherical"](DEFAULT_GRID, epochs=1)
+    model.fit(data, seed=0)
+    v = model.embed(data).vectors
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-5)
+
+
+def test_shift_search_finds_the_redshift_of_a_template() -> None:
+    torch = pytest.importorskip("torch")
+    n_pix, n_shift = 64, 20
+    template = torch.zeros(n_pix + n_shift)
+    template[30] = 5.0
+    template[45] = 3.0
+    template += 1.0
+    shift = 7  # observed x[j] = template[n_shift + j - shift]
+    x = template[n_shift - shift : n_shift - shift + n_pix].clone()[None]
+    m = torch.ones_like(x)
+    loss, best = shift_losses(x, m, template[None], torch.tensor([False]), n_shift)
+    assert int(best[0]) == shift and float(loss[0]) < 1e-10
+    _, rest_best = shift_losses(x, m, template[None], torch.tensor([True]), n_shift)
+    assert int(rest_best[0]) == 0  # a spectrum in its rest frame is not shifted
+
+
+def test_sky_position_of_latent_vectors() -> None:
+    lon, lat = sky_position(np.array([[1, 0, 0, 5], [0, 1, 0, 0], [0, 0, -2, 0]], float))
+    np.testing.assert_allclose(lon[:2], [0, 90])
+    np.testing.assert_allclose(lat, [0, 0, -90])
+
+
+def test_model_parameters_are_checked() -> None:
+    with pytest.raises(ValueError, match="unknown parameters"):
+        MODELS["pca"](GRID, latent_dims=3)
+    with pytest.raises(ValueError, match="between 1 and 16"):
+        MODELS["autoencoder"](DEFAULT_GRID, latent_dim=32)
+
+
+CATALOG = Catalog.from_tables(published_tables())
+
+
+def test_adql_embedding_distance_translates_to_the_hnsw_shape() -> None:
+    t = translate(
+        "SELECT TOP 5 publisher_did, ivo_embedding_distance(vector, 'pca', 'ivo://a/b?1') AS d "
+        "FROM embeddings.spectrum_embeddings WHERE model = 'pca' ORDER BY d",
+        CATALOG,
+    )
+    assert 'CAST("embeddings"."spectrum_embeddings"."vector" AS public.vector(16)) ' in t.sql
+    assert "OPERATOR(public.<=>) (SELECT CAST(emb_q__.vector AS public.vector(16))" in t.sql
+    assert "publisher_did = CAST('ivo://a/b?1' AS text)" in t.sql
+    assert t.sql.endswith("ORDER BY 2 LIMIT 5")
+    assert t.columns[1].datatype == "double"
+
+
+def test_adql_embedding_distance_checks_its_arguments() -> None:
+    with pytest.raises(AdqlError, match="takes 3 argument"):
+        translate(
+            "SELECT ivo_embedding_distance(vector, 'pca') FROM embeddings.spectrum_embeddings",
+            CATALOG,
+        )
