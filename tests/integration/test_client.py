@@ -1,0 +1,98 @@
+"""The thin client (escape_vo_client) against the live service: search, schema, spectra, cutouts,
+bulk download with resume and failure reports."""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+import psycopg
+import pytest
+
+from escape_vo_client import Archive
+
+warnings.filterwarnings("ignore", module="astropy")
+
+
+@pytest.fixture(scope="module")
+def archive(live_server) -> Archive:
+    return Archive(live_server.url)
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_search_spectra_by_instrument_and_position(archive: Archive, demo_archive) -> None:
+    _, truth = demo_archive
+    harps = [t for t in truth if t.instrument == "HARPS"]
+    found = archive.search_spectra(instrument="HARPS")
+    assert len(found) == len(harps)
+    assert set(found["instrument_name"]) == {"HARPS"}
+    t = harps[0]
+    near = archive.search_spectra(pos=(t.ra, t.dec), radius=0.001 * u.deg)
+    assert t.target_name in {str(x) for x in near["target_name"]}
+    in_band = archive.search_spectra(band=(t.wave_min, t.wave_max) * u.m, instrument="HARPS")
+    assert len(in_band) == len(harps)
+    assert len(archive.search_spectra(band=(1, 2) * u.mm)) == 0
+
+
+def test_query_and_schema_browsing(archive: Archive) -> None:
+    rows = archive.query("SELECT TOP 5 obs_publisher_did FROM ivoa.obscore")
+    assert len(rows) == 5
+    names = set(archive.tables()["name"])
+    assert {"ivoa.obscore", "archive.spectra"} <= names
+    cols = archive.describe("ivoa.obscore")
+    em_min = cols[list(cols["name"]).index("em_min")]
+    assert em_min["unit"] == "m" and em_min["ucd"].startswith("em.wl")
+    with pytest.raises(KeyError, match="no table"):
+        archive.describe("nope.nothing")
+
+
+def test_spectrum_and_cutout(archive: Archive) -> None:
+    row = archive.search_spectra(instrument="UVES", maxrec=1)[0]
+    did = str(row["obs_publisher_did"])
+    spec = archive.spectrum(did)
+    assert spec.wavelength.unit.is_equivalent(u.m) and len(spec) > 100
+    assert np.isclose(spec.wavelength.min().to_value(u.m), row["em_min"], rtol=1e-6)
+    lo, hi = row["em_min"], row["em_max"]
+    mid = (lo + hi) / 2
+    cut = archive.cutout(did, (lo, mid))
+    assert 0 < len(cut) < len(spec)
+    assert cut.wavelength.max().to_value(u.m) <= mid
+    with pytest.raises(ValueError, match="empty"):
+        archive.cutout(did, (hi * 2, hi * 3))
+
+
+def test_bulk_download_resumes_and_reports_failures(
+    archive: Archive, demo_archive, tmp_path: Path
+) -> None:
+    settings, truth = demo_archive
+    found = archive.search_spectra()
+    assert len(found) == len(truth)
+    dest = tmp_path / "spectra"
+    first = archive.download(found[:40], dest, parallel=8, progress=False)
+    assert first.ok, first.summary()
+    assert len(first.succeeded) == 40
+    # a partial file left by an interrupted download, and one complete file removed
+    victim = first.succeeded[0][1]
+    data = victim.read_bytes()
+    victim.unlink()
+    part = victim.with_name(victim.name + ".part")
+    part.write_bytes(data[:1000])
+    ids = [str(x) for x in found["obs_publisher_did"]]
+    bogus = ["ivo://nowhere.example/spectra?none-0"]
+    report = archive.download(ids + bogus, dest, parallel=8, progress=False)
+    assert len(report.skipped) == 39
+    assert len(report.succeeded) == len(truth) - 39
+    assert report.failed == [(bogus[0], "not found in ivoa.obscore of this archive")]
+    assert not list(dest.glob("*.part*"))
+    with psycopg.connect(settings.database_url) as conn:
+        sha = dict(conn.execute("SELECT publisher_did, file_sha256 FROM archive.spectra"))
+    by_id = dict(report.succeeded + report.skipped)
+    assert all(_sha(by_id[i]) == sha[i] for i in ids)
+    table = report.to_table()
+    assert list(table["status"]).count("failed") == 1
