@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import xml.etree.ElementTree as ET
+from urllib.parse import urlencode
 
 import astropy.units as u
 import httpx
@@ -119,3 +121,56 @@ def test_unknown_id_and_capabilities(live_server) -> None:
     assert resp.status_code == 404 and resp.text.startswith("UsageError: ")
     caps = httpx.get(f"{live_server.url}/soda/capabilities").text
     assert "ivo://ivoa.net/std/SODA#sync-1.0" in caps
+
+
+def _async_job(live_server, params: list[tuple[str, str]]) -> ET.Element:
+    """Create a SODA job with PHASE=RUN, wait for it, return its UWS job document."""
+    resp = httpx.post(
+        f"{live_server.url}/soda/async",
+        content=urlencode([*params, ("PHASE", "RUN")]),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        follow_redirects=False,
+        timeout=60,
+    )
+    assert resp.status_code == 303, resp.text
+    job_url = resp.headers["location"]
+    if job_url.startswith("/"):
+        job_url = live_server.url + job_url
+    for _ in range(60):
+        doc = ET.fromstring(httpx.get(job_url, params={"WAIT": "10"}, timeout=60).content)
+        phase = doc.find(f"{UWS}phase").text
+        if phase in ("COMPLETED", "ERROR", "ABORTED"):
+            return doc
+    raise AssertionError(f"job {job_url} did not finish")
+
+
+UWS = "{http://www.ivoa.net/xml/UWS/v1.0}"
+
+
+def test_async_cuts_every_id_in_every_band(live_server, samples) -> None:
+    (did_a, sid_a, _, _), (did_b, _, _, _) = samples[0], samples[1]
+    wave = sorted(np.asarray(_full(live_server, sid_a)["WAVE"], dtype=float).tolist())
+    lo, hi = wave[len(wave) // 4], wave[len(wave) // 2]
+    doc = _async_job(
+        live_server,
+        [("ID", did_a), ("ID", did_b), ("BAND", f"{lo!r} {hi!r}"), ("BAND", "1e-9 2e-9"),
+         ("RESPONSEFORMAT", "application/x-votable+xml")],
+    )  # fmt: skip
+    assert doc.find(f"{UWS}phase").text == "COMPLETED"
+    results = doc.find(f"{UWS}results").findall(f"{UWS}result")
+    assert len(results) == 4  # every (ID, BAND) pair is one result
+    hrefs = [r.get("{http://www.w3.org/1999/xlink}href") for r in results]
+    first = httpx.get(hrefs[0], timeout=60)
+    cut = votable.parse_single_table(io.BytesIO(first.content)).to_table()
+    assert lo <= cut["WAVE"].min() and cut["WAVE"].max() <= hi
+    assert len(cut) == sum(1 for w in wave if lo <= w <= hi)
+    empty = httpx.get(hrefs[1], timeout=60)  # the band in the far UV holds no pixel
+    assert empty.headers["content-type"].startswith("text/plain")
+    assert empty.text.startswith("UsageError") and "covers" in empty.text
+
+
+def test_async_errors_are_soda_documents(live_server) -> None:
+    doc = _async_job(live_server, [("ID", "ivo://nowhere/x"), ("BAND", "4e-7 5e-7")])
+    assert doc.find(f"{UWS}phase").text == "ERROR"
+    err_url = doc.find(f"{UWS}errorSummary")
+    assert err_url is not None

@@ -11,6 +11,7 @@ from escape_vo.spectra.lookup import SpectrumRow
 from escape_vo.spectra.vodoc import Param, ServiceDescriptor
 
 SODA_SYNC = "ivo://ivoa.net/std/SODA#sync-1.0"
+SODA_ASYNC = "ivo://ivoa.net/std/SODA#async-1.0"
 
 
 def soda_descriptor(row: SpectrumRow, base_url: str, descriptor_id: str) -> ServiceDescriptor:

@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response
 
 from escape_vo.soda.cutout import Band, cutout
-from escape_vo.soda.descriptor import SODA_SYNC
+from escape_vo.soda.descriptor import SODA_ASYNC, SODA_SYNC
 from escape_vo.soda.params import SodaError, parse_request
 from escape_vo.spectra.convert import spectrum_data
 from escape_vo.spectra.load import SpectrumUnavailable, load_spectrum
@@ -69,8 +69,11 @@ async def soda_sync(request: Request) -> Response:
 
 
 def soda_capabilities(prefix_url: str):
-    """The SODA sync capability; also in the registry record (escape_vo.registry.services)."""
-    return [std_capability(SODA_SYNC, f"{prefix_url}/sync", "1.0")]
+    """The SODA sync and async capabilities; also in the registry record."""
+    return [
+        std_capability(SODA_SYNC, f"{prefix_url}/sync", "1.0"),
+        std_capability(SODA_ASYNC, f"{prefix_url}/async", "1.0"),
+    ]
 
 
 add_vosi_routes(router, "SODA service", soda_capabilities)

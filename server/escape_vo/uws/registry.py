@@ -10,7 +10,7 @@ import importlib
 
 from escape_vo.uws.model import JobKind
 
-KIND_MODULES = ("escape_vo.tap.async_",)
+KIND_MODULES = ("escape_vo.tap.async_", "escape_vo.soda.async_")
 
 _KINDS: dict[str, JobKind] = {}
 
