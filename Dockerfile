@@ -14,10 +14,13 @@ WORKDIR /opt/escape-vo
 COPY schema/ schema/
 COPY server/ server/
 COPY client/ client/
-RUN pip install --no-cache-dir ./server ./client
+COPY docs/ docs/
+RUN pip install --no-cache-dir "./server[docs]" ./client
+# /docs is built from this copy of docs/ into DATA_DIR when the container starts.
+ENV ESCAPE_VO_DOCS_SOURCE=/opt/escape-vo/docs
 
 USER escape
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s \
   CMD python -c "import urllib.request,os; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/stats', timeout=4)"
-CMD ["escape-vo", "serve", "--workers", "4"]
+CMD ["sh", "-c", "escape-vo docs build; exec escape-vo serve --workers 4"]

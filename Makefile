@@ -9,7 +9,7 @@ export PORT DATA_DIR
 # initdb refuses locales that are not installed; C.UTF-8 always is.
 export LC_ALL := C.UTF-8
 
-.PHONY: demo test lint format bench clean-data help
+.PHONY: demo test lint format bench clean-data help vendor
 
 help:
 	@echo "make demo   - serve a demo archive on http://127.0.0.1:$(PORT)/ (data in $(DATA_DIR))"
@@ -26,7 +26,12 @@ $(VENV)/.installed: server/pyproject.toml client/pyproject.toml
 	@touch $@
 
 demo: $(VENV)/.installed
+	$(VENV)/bin/escape-vo docs build || echo "the documentation did not build; /docs says how to retry"
 	$(VENV)/bin/escape-vo demo
+
+# Rebuild the vendored CodeMirror bundle of the query page from the locked npm packages.
+vendor:
+	cd server/escape_vo/web/frontend && npm ci --no-audit --no-fund && npm run build
 
 test: $(VENV)/.installed lint
 	$(VENV)/bin/python -m pytest

@@ -9,7 +9,21 @@ import sys
 import time
 from pathlib import Path
 
-BENCHMARKS = ["ingest", "writers", "tap_stream", "cone"]
+BENCHMARKS = [
+    "ingest",
+    "writers",
+    "tap_stream",
+    "cone",
+    "ssa",
+    "soda",
+    "embeddings_search",
+    "embeddings_quality",
+    "web_pages",
+    "client_download",
+    "xmatch",
+    "async_jobs",
+    "coverage",
+]
 RESULTS = Path(__file__).parent / "results"
 
 

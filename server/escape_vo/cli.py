@@ -14,7 +14,11 @@ from pathlib import Path
 
 import click
 
+from escape_vo.embeddings.cli import embed as embed_command
+from escape_vo.harvest.cli import harvest as harvest_command
 from escape_vo.settings import Settings, get_settings
+from escape_vo.uws.cli import worker as worker_command
+from escape_vo.web.docs_cli import docs as docs_command
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -67,11 +71,20 @@ def _serve(settings: Settings, url: str, workers: int) -> None:
 @click.option("--host", default=None, help="Interface to listen on [HOST, default 127.0.0.1].")
 @click.option("--port", type=int, default=None, help="Port [PORT, default 8000].")
 @click.option("--workers", type=int, default=1, show_default=True, help="uvicorn processes.")
-def serve(host: str | None, port: int | None, workers: int) -> None:
+@click.option(
+    "--job-workers",
+    type=int,
+    default=2,
+    show_default=True,
+    envvar="JOB_WORKERS",
+    help="Async jobs each server process runs at once [JOB_WORKERS; 0: run `escape-vo worker`].",
+)
+def serve(host: str | None, port: int | None, workers: int, job_workers: int) -> None:
     """Serve the archive over HTTP (migrating the database first if needed)."""
     from escape_vo.db import database, ensure_schema
 
     settings = _settings(host, port)
+    os.environ["JOB_WORKERS"] = str(job_workers)  # read by every server process's lifespan
     with database(settings) as url:
         ensure_schema(url, base_url=settings.base_url)
         _serve(settings, url, workers)
@@ -91,7 +104,7 @@ def demo(host: str | None, port: int | None, count: int, seed: int) -> None:
     with database(settings) as url:
         ensure_schema(url, base_url=settings.base_url)
         load_demo(settings, url, count=count, seed=seed)
-        _serve(settings, url, workers=1)
+        _serve(settings, url, workers=1)  # with its async job worker (JOB_WORKERS jobs at once)
 
 
 @main.command()
@@ -216,6 +229,11 @@ def db_url() -> None:
     else:
         click.echo(EmbeddedPostgres(settings.data_dir).url())
 
+
+main.add_command(docs_command)
+main.add_command(embed_command)
+main.add_command(harvest_command)
+main.add_command(worker_command)
 
 if __name__ == "__main__":
     main()

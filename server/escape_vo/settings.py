@@ -35,6 +35,28 @@ class Settings(BaseSettings):
     ivo_authority: str = "escape.example"  # ivo://<authority>/... for publisher DIDs
     file_store_url: str | None = None  # fsspec URL; default <data_dir>/files
     pg_start_timeout: float = 60.0  # seconds to wait for the embedded server
+    # VO Registry records (served over OAI-PMH at /oai) and coverage MOCs (/coverage)
+    registry_title: str = "escape-vo spectra archive"  # title of the records (+ " TAP service"...)
+    registry_short_name: str = "escape-vo"  # shortName; services add " TAP" etc., cut to 16
+    registry_description: str = (  # what the archive holds: the <description> of the records
+        "An archive of 1-D astronomical spectra (ESO Phase 3, SDSS/BOSS and other instruments) "
+        "with their original files, served through TAP (ObsCore 1.1), SSA 1.1, DataLink 1.1 and "
+        "SODA 1.0, with embeddings to find similar spectra."
+    )
+    registry_publisher: str = "escape-vo operators"  # organisation running it (vr:Organisation)
+    registry_creator: str = "escape-vo operators"  # creator of the data ("Last, F." for people)
+    registry_contact_name: str = "Archive support"  # contact person or team of every record
+    registry_contact_email: str = "archive@escape.example"  # contact e-mail; OAI-PMH adminEmail
+    registry_subjects: str = "spectroscopy,astronomical-databases"  # UAT terms, comma-separated
+    registry_content_level: str = "research"  # comma-separated: general, university, research
+    registry_waveband: str = ""  # messenger terms, comma-separated; empty: from the spectra
+    registry_reference_url: str | None = None  # page describing the archive; default: landing page
+    registry_rights: str = (  # usage conditions of the data, in words
+        "The spectra are public; cite the archives and papers they come from."
+    )
+    registry_rights_uri: str | None = None  # URI of a licence, e.g. a Creative Commons one
+    registry_page_size: int = 100  # records per OAI-PMH response before a resumptionToken
+    coverage_order: int = 9  # HEALPix order of the /coverage MOCs (9: cells of 6.9 arcmin)
 
     @property
     def base_url(self) -> str:

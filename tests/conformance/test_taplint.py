@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-STAGES = "TMV TME TMS TMC CPV CAP AVV QGE QPO MDQ OBS EXA"
+STAGES = "TMV TME TMS TMC CPV CAP AVV QGE QPO QAS UWS MDQ OBS UPL EXA"
 
 pytestmark = pytest.mark.skipif(
     shutil.which("stilts") is None, reason="STILTS is not installed (apt-get install stilts)"

@@ -52,6 +52,24 @@ UDFS: dict[str, Udf] = {
             datatype="int",
         ),
         Udf(
+            name="ivo_embedding_distance",
+            params=(("vector", "REAL[]"), ("model", "VARCHAR(*)"), ("did", "VARCHAR(*)")),
+            returns="DOUBLE",
+            # The shape pgvector's HNSW index serves (escape_vo/embeddings/search.py): the
+            # column cast exactly as the index expression, the query vector an InitPlan.
+            template="(CAST({0} AS public.vector(16)) OPERATOR(public.<=>) "
+            "(SELECT CAST(emb_q__.vector AS public.vector(16)) "
+            "FROM embeddings.spectrum_embeddings AS emb_q__ "
+            "WHERE emb_q__.model = CAST({1} AS text) "
+            "AND emb_q__.publisher_did = CAST({2} AS text)))",
+            description="Cosine distance (0 to 2) between vector (the vector column of "
+            "embeddings.spectrum_embeddings) and the vector that model gives the spectrum with "
+            "publisher DID did; NULL if that spectrum has no vector. With WHERE model = '...' and "
+            "ORDER BY this distance with TOP k, an HNSW index answers: the k most similar spectra.",
+            datatype="double",
+            ucd="stat.value",
+        ),
+        Udf(
             name="ivo_string_agg",
             params=(("expr", "VARCHAR(*)"), ("delimiter", "VARCHAR(*)")),
             returns="VARCHAR(*)",

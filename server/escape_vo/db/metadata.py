@@ -95,7 +95,7 @@ def declared_views(schemas: tuple[Schema, ...] | None = None) -> list[Table]:
     return [t for s in schemas or load_schemas() for t in s.tables if t.type == "view"]
 
 
-OUR_SCHEMAS = {"archive", "escape", "ivoa", "tap_schema"}
+OUR_SCHEMAS = {"archive", "embeddings", "escape", "ivoa", "tap_schema"}
 
 
 def include_name(name, type_, parent_names) -> bool:

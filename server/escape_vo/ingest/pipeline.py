@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -178,8 +178,13 @@ def ingest(
     origin_archive: str | None = None,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    origin_ids: Mapping[str, str] | None = None,
 ) -> IngestReport:
-    """Ingest files and directories; returns what happened to each file."""
+    """Ingest files and directories; returns what happened to each file.
+
+    origin_ids maps a file path (as given) to the identifier of its spectra at their origin
+    (e.g. the remote publisher DID of a harvested file); it overrides what the file says.
+    """
     files, missing = discover(paths)
     report = IngestReport(files_seen=len(files), failures=list(missing))
     columns = [c.name for c in find_table("archive.spectra").columns if c.name != "spectrum_id"]
@@ -202,12 +207,13 @@ def ingest(
             if len(pending) >= BATCH_ROWS:
                 store.sync()  # files on disk before the rows that point at them commit
                 report.spectra_ingested += _flush(
-                    conn, pending, columns, authority, collection, origin_archive, report
-                )
+                    conn, pending, columns, authority, collection, origin_archive, report,
+                    origin_ids,
+                )  # fmt: skip
                 pending = []
         store.sync()
         report.spectra_ingested += _flush(
-            conn, pending, columns, authority, collection, origin_archive, report
+            conn, pending, columns, authority, collection, origin_archive, report, origin_ids
         )
         if report.spectra_ingested:
             refresh_row_counts(conn)
@@ -228,6 +234,7 @@ def _flush(
     collection: str | None,
     origin_archive: str | None,
     report: IngestReport,
+    origin_ids: Mapping[str, str] | None = None,
 ) -> int:
     if not pending:
         return 0
@@ -279,7 +286,7 @@ def _flush(
             "release_date": rec.release_date,
             "ingest_time": now,
             "origin_archive": origin_archive,
-            "origin_id": rec.origin_id,
+            "origin_id": (origin_ids or {}).get(res.path) or rec.origin_id,
             "warnings": "; ".join(warnings) or None,
         }
         rows.append([_finite(row[c]) for c in columns])

@@ -12,6 +12,7 @@ from vo_models.tapregext.models import (
     OutputFormat,
     TableAccess,
     TimeLimits,
+    UploadMethod,
     Version,
 )
 from vo_models.vodataservice.models import ParamHTTP
@@ -63,11 +64,22 @@ def tap_capabilities(base_url: str, output_formats: list[OutputFormat]) -> VOSIC
             )
         ],
         output_format=output_formats,
+        upload_method=[
+            UploadMethod(ivo_id="ivo://ivoa.net/std/TAPRegExt#upload-inline"),
+            UploadMethod(ivo_id="ivo://ivoa.net/std/TAPRegExt#upload-http"),
+        ],
         retention_period=TimeLimits(default=LIMITS.retention_default, hard=LIMITS.retention_hard),
-        execution_duration=TimeLimits(default=LIMITS.sync_timeout, hard=LIMITS.sync_timeout),
+        execution_duration=TimeLimits(
+            default=LIMITS.async_execution_default, hard=LIMITS.async_execution_hard
+        ),
         output_limit=DataLimits(
             default=DataLimit(value=LIMITS.maxrec_default, unit="row"),
             hard=DataLimit(value=LIMITS.maxrec_hard, unit="row"),
+        ),
+        # rows of one uploaded table, and bytes of all the uploads of a request
+        upload_limit=DataLimits(
+            default=DataLimit(value=LIMITS.upload_max_rows, unit="row"),
+            hard=DataLimit(value=LIMITS.upload_max_bytes, unit="byte"),
         ),
     )
     return VOSICapabilities(

@@ -38,9 +38,9 @@ def _base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-@router.get("/capabilities", summary="VOSI capabilities of the TAP service (TAPRegExt)")
-async def capabilities(request: Request) -> Response:
-    formats = [
+def output_formats() -> list[TrOutputFormat]:
+    """The TAPRegExt outputFormats; also used by the registry record of the TAP service."""
+    return [
         TrOutputFormat(
             mime=f.mime_type,
             alias=list(f.aliases),
@@ -48,7 +48,11 @@ async def capabilities(request: Request) -> Response:
         )
         for f in SUPPORTED
     ]
-    return _xml(tap_capabilities(_base_url(request), formats))
+
+
+@router.get("/capabilities", summary="VOSI capabilities of the TAP service (TAPRegExt)")
+async def capabilities(request: Request) -> Response:
+    return _xml(tap_capabilities(_base_url(request), output_formats()))
 
 
 @router.get("/availability", summary="VOSI availability: whether the database answers")

@@ -11,14 +11,24 @@ from psycopg_pool import AsyncConnectionPool
 
 from escape_vo import __version__
 from escape_vo.adql import Catalog
+from escape_vo.coverage import router as coverage_router
+from escape_vo.datalink import router as datalink_router
+from escape_vo.embeddings import web as embeddings_web
+from escape_vo.registry import router as registry_router
 from escape_vo.schema.model import published_tables
 from escape_vo.settings import Settings, get_settings
+from escape_vo.soda import async_ as soda_async
+from escape_vo.soda import router as soda_router
+from escape_vo.spectra import router as spectra_router
+from escape_vo.ssa import router as ssa_router
+from escape_vo.tap import async_ as tap_async
 from escape_vo.tap import examples as tap_examples
 from escape_vo.tap import sync as tap_sync
 from escape_vo.tap.executor import QueryPool
 from escape_vo.tap.limits import LIMITS
+from escape_vo.uws.service import uws_service
 from escape_vo.vosi import router as vosi_router
-from escape_vo.web import landing
+from escape_vo.web import landing, pages
 from escape_vo.web.errors import install_error_handlers
 
 
@@ -37,7 +47,8 @@ def create_app(settings: Settings | None = None, db_url: str | None = None) -> F
             async with AsyncConnectionPool(url, min_size=1, max_size=10, open=False) as pool:
                 await pool.open(wait=True, timeout=30)
                 app.state.pool = pool
-                yield
+                async with uws_service(app, url):
+                    yield
         finally:
             query_pool.close()
 
@@ -54,8 +65,18 @@ def create_app(settings: Settings | None = None, db_url: str | None = None) -> F
     app.state.catalog = Catalog.from_tables(published_tables())
     app.include_router(landing.router)
     app.include_router(tap_sync.router)
+    app.include_router(tap_async.router)
     app.include_router(vosi_router.router)
     app.include_router(tap_examples.router)
+    app.include_router(spectra_router.router)
+    app.include_router(datalink_router.router)
+    app.include_router(soda_router.router)
+    app.include_router(soda_async.router)
+    app.include_router(ssa_router.router)
+    app.include_router(pages.router)
+    app.include_router(embeddings_web.router)
+    app.include_router(registry_router.router)
+    app.include_router(coverage_router.router)
     install_error_handlers(app)
     return app
 
