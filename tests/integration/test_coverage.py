@@ -34,7 +34,7 @@ def create_app(settings):
     return make(settings)
 
 
-ALADIN = Path("/work/shared/clients/aladin-snapshot.sh")
+ALADIN = Path(__file__).resolve().parents[3] / "shared" / "clients" / "aladin-snapshot.sh"
 
 
 def _moc(kind: type, content: bytes):
@@ -167,7 +167,7 @@ def test_recomputed_after_ingest(settings, tmp_path: Path, monkeypatch) -> None:
 @pytest.mark.skipif(
     not (ALADIN.exists() and Path("/usr/share/java/aladin.jar").exists()
          and shutil.which("Xvfb")),
-    reason="needs Debian's aladin, Xvfb and /work/shared/clients/aladin-snapshot.sh",
+    reason="needs Debian's aladin, Xvfb and shared/clients/aladin-snapshot.sh beside the repo",
 )  # fmt: skip
 def test_aladin_loads_the_moc_and_ssa_results(live_server, positions, tmp_path: Path) -> None:
     ra, dec = float(positions["ra"][0]), float(positions["dec"][0])
