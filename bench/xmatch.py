@@ -28,6 +28,7 @@ from astropy.io import votable
 from astropy.table import Table
 
 from bench.common import scratch_database
+from bench.tapserver import fill
 from escape_vo.adql import Catalog, translate
 from escape_vo.schema.model import published_tables
 from escape_vo.tap.uploads import UploadSession, read_votable
@@ -39,38 +40,6 @@ QUERY = (
     "SELECT u.uid, s.publisher_did, s.ra, s.dec FROM TAP_UPLOAD.up AS u "
     "JOIN archive.spectra AS s ON 1 = CONTAINS(POINT(s.ra, s.dec), CIRCLE(u.ra, u.dec, 1/3600.))"
 )
-# One position per row (random() in the select list of a subquery is drawn for every row), the
-# other columns plausible; indexes are dropped during the load and rebuilt after.
-FILL_SQL = """
-INSERT INTO archive.spectra (publisher_did, obs_id, target_name, ra, dec, healpix, aperture,
-  wave_min, wave_max, instrument, facility, collection, calib_level, n_pix, file_format,
-  file_index, file_sha256, file_size, file_path, ingest_time)
-SELECT 'ivo://bench.example/spectra?' || g, 'OBS-' || g, 'TARGET ' || (g %% 100000), ra, dec,
-  escape.healpix_nest(29, ra, dec), 0.0003, 3.5e-7 + (g %% 100) * 1e-9, 7.5e-7, 'INST' || (g %% 12),
-  'TEL' || (g %% 5), 'bench', 2, 4000, 'bintable', 0, md5(g::text) || md5((g + 1)::text), 100000,
-  'x', now()
-FROM (SELECT g, degrees(2 * pi() * random()) AS ra, degrees(asin(2 * random() - 1)) AS dec
-      FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) AS g) AS p
-"""
-
-
-def fill(url: str, n: int, chunk: int = 1_000_000) -> float:
-    t = time.perf_counter()
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SET maintenance_work_mem = '1GB'")
-        indexes = conn.execute(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'archive' "
-            "AND tablename = 'spectra' AND indexname NOT LIKE '%%pkey' "
-            "AND indexname NOT LIKE '%%_key'"
-        ).fetchall()
-        for name, _ in indexes:
-            conn.execute(f'DROP INDEX archive."{name}"')
-        for lo in range(1, n + 1, chunk):
-            conn.execute(FILL_SQL, {"lo": lo, "hi": min(lo + chunk - 1, n)})
-        for _, ddl in indexes:
-            conn.execute(ddl)
-        conn.execute("VACUUM ANALYZE archive.spectra")
-    return time.perf_counter() - t
 
 
 def upload_votable(url: str, n: int, seed: int = 3) -> bytes:
