@@ -55,7 +55,7 @@ def _load(url: str, vectors: np.ndarray) -> float:
                                 0, f"{i:064x}", 1, "x", now, "BENCH"))  # fmt: skip
         conn.execute(
             "INSERT INTO embeddings.models (name, version, kind, latent_dim, grid, params, "
-            "selection, seed, n_train, n_test, state_path, trained_at, applied_at, current) "
+            "selection, seed, n_train, n_test, state_path, trained_at, applied_at, is_current) "
             "VALUES (%s, 1, 'synthetic', 16, 'loglam1024', '{}', 'synthetic', 0, 0, 0, '-', "
             "now(), now(), true)",
             (MODEL,),
