@@ -74,17 +74,18 @@ def _serve(settings: Settings, url: str, workers: int) -> None:
 @click.option(
     "--job-workers",
     type=int,
-    default=2,
-    show_default=True,
-    envvar="JOB_WORKERS",
-    help="Async jobs each server process runs at once [JOB_WORKERS; 0: run `escape-vo worker`].",
+    default=None,
+    help="Async jobs each server process runs at once [JOB_WORKERS, default 2; 0: run "
+    "`escape-vo worker`].",
 )
-def serve(host: str | None, port: int | None, workers: int, job_workers: int) -> None:
+def serve(host: str | None, port: int | None, workers: int, job_workers: int | None) -> None:
     """Serve the archive over HTTP (migrating the database first if needed)."""
     from escape_vo.db import database, ensure_schema
 
     settings = _settings(host, port)
-    os.environ["JOB_WORKERS"] = str(job_workers)  # read by every server process's lifespan
+    if job_workers is not None:
+        settings = settings.model_copy(update={"job_workers": job_workers})
+        os.environ["JOB_WORKERS"] = str(job_workers)  # for the processes of `--workers N`
     with database(settings) as url:
         ensure_schema(url, base_url=settings.base_url)
         _serve(settings, url, workers)

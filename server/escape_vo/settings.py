@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     )
     registry_rights_uri: str | None = None  # URI of a licence, e.g. a Creative Commons one
     registry_page_size: int = 100  # records per OAI-PMH response before a resumptionToken
+    job_workers: int = 2  # async jobs each server process runs at once (0: `escape-vo worker` only)
     coverage_order: int = 9  # HEALPix order of the /coverage MOCs (9: cells of 6.9 arcmin)
 
     @property

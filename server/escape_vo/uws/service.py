@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,17 +19,6 @@ from escape_vo.uws.worker import Worker
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_EVERY = 60.0  # seconds
-DEFAULT_JOB_WORKERS = 2
-
-
-def job_workers() -> int:
-    """Jobs a server process runs at once (JOB_WORKERS; `serve --job-workers` sets it)."""
-    text = os.environ.get("JOB_WORKERS", "").strip()
-    try:
-        return max(0, int(text)) if text else DEFAULT_JOB_WORKERS
-    except ValueError:
-        log.warning("JOB_WORKERS=%r is not a number; using %d", text, DEFAULT_JOB_WORKERS)
-        return DEFAULT_JOB_WORKERS
 
 
 @contextlib.asynccontextmanager
@@ -41,7 +29,7 @@ async def uws_service(app, url: str, every: float = HOUSEKEEPING_EVERY) -> Async
     app.state.uws_watcher = watcher
     kinds = list(load_kinds().values())
     data_dir = Path(app.state.settings.data_dir)
-    concurrency = job_workers()
+    concurrency = max(0, app.state.settings.job_workers)
     worker = None
     if concurrency:
         worker = Worker(url, app.state.settings, kinds, concurrency=concurrency)
