@@ -22,17 +22,8 @@ from escape_vo.coverage import store as coverage_store
 from escape_vo.coverage.compute import space_moc, space_time_moc, time_moc
 from escape_vo.demo.generate import generate_demo
 from escape_vo.ingest.pipeline import ingest
+from escape_vo.web.app import create_app
 from tests.conftest import LiveServer, free_port
-
-
-def create_app(settings):
-    """The app, imported late: importing escape_vo.web.app at collection time imports the
-    escape_vo.datalink.providers module, which shadows the package's providers() function
-    that test_datalink imports."""
-    from escape_vo.web.app import create_app as make
-
-    return make(settings)
-
 
 ALADIN = Path(__file__).resolve().parents[3] / "shared" / "clients" / "aladin-snapshot.sh"
 
