@@ -9,7 +9,8 @@ archive.spectra.target_class) equals the spectrum's. The injected odd spectra (t
 the top 1 %. Also reported: held-out reconstruction error, training and apply time.
 
 BENCH_EMBED_SPECTRA changes the number of spectra, BENCH_EMBED_MODELS the models (comma list),
-BENCH_EMBED_EPOCHS the epochs of the autoencoders.
+BENCH_EMBED_EPOCHS the epochs of the autoencoders, BENCH_EMBED_DEMO_SEED the seed of the demo
+archive (another seed is another sky, other objects and other injected anomalies).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from bench.common import CACHE, scratch_database
 N_SPECTRA = int(os.environ.get("BENCH_EMBED_SPECTRA", "2400"))
 MODELS = os.environ.get("BENCH_EMBED_MODELS", "pca,autoencoder,spherical").split(",")
 EPOCHS = os.environ.get("BENCH_EMBED_EPOCHS")
+DEMO_SEED = int(os.environ.get("BENCH_EMBED_DEMO_SEED", "42"))
 K = 10
 
 
@@ -57,7 +59,7 @@ def evaluate(conn: psycopg.Connection, model: str, truth: dict[int, dict], k: in
         "embeddings.spectrum_embeddings AS e WHERE e.model = %s ORDER BY e.spectrum_id",
         (model,),
     ).fetchall()
-    agree, per_class = [], {}
+    agree, per_class, per_instrument = [], {}, {}
     conn.execute("SET hnsw.ef_search = 100")
     conn.execute("SET hnsw.iterative_scan = strict_order")
     for sid, did, _ in rows:
@@ -66,6 +68,7 @@ def evaluate(conn: psycopg.Connection, model: str, truth: dict[int, dict], k: in
         share = float(np.mean([truth[r[1]]["obj_class"] == mine for r in found]))
         agree.append(share)
         per_class.setdefault(mine, []).append(share)
+        per_instrument.setdefault(truth[sid]["instrument"], []).append(share)
     scores = np.array([r[2] for r in rows], dtype=float)
     anomalous = np.array([truth[r[0]]["anomalous"] for r in rows])
     order = np.argsort(-scores, kind="stable")
@@ -75,6 +78,9 @@ def evaluate(conn: psycopg.Connection, model: str, truth: dict[int, dict], k: in
     return {
         "knn_agreement": round(float(np.mean(agree)), 4),
         "per_class": {c: round(float(np.mean(v)), 4) for c, v in sorted(per_class.items())},
+        "per_instrument": {
+            i: round(float(np.mean(v)), 3) for i, v in sorted(per_instrument.items())
+        },
         "anomaly_ranks": [int(r) for r in ranks],
         "anomaly_kinds": kinds,
         "anomalies_in_top_1pct": int((ranks <= top).sum()),
@@ -88,9 +94,9 @@ def run() -> dict:
     from escape_vo.embeddings.train import train
     from escape_vo.ingest.pipeline import ingest
 
-    files = demo_files(N_SPECTRA)
+    files = demo_files(N_SPECTRA, DEMO_SEED)
     truth_list = json.loads((files / "truth.json").read_text())
-    results: dict = {"n_spectra": N_SPECTRA, "k": K, "models": {}}
+    results: dict = {"n_spectra": N_SPECTRA, "demo_seed": DEMO_SEED, "k": K, "models": {}}
     report = []
     with scratch_database() as (url, work):
         store = str(work / "files")

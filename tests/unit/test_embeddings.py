@@ -8,7 +8,7 @@ import pytest
 from escape_vo.adql import AdqlError, Catalog, translate
 from escape_vo.embeddings.grid import DEFAULT_GRID, Grid, NoCoverage, resample
 from escape_vo.embeddings.models import MODELS
-from escape_vo.embeddings.models.shiftnet import shift_losses
+from escape_vo.embeddings.models.shiftnet import nt_xent, random_views, shift_losses
 from escape_vo.embeddings.preprocess import Dataset
 from escape_vo.embeddings.store import sky_position
 from escape_vo.schema.model import published_tables
@@ -125,6 +125,36 @@ def test_shift_search_finds_the_redshift_of_a_template() -> None:
     assert int(best[0]) == shift and float(loss[0]) < 1e-10
     _, rest_best = shift_losses(x, m, template[None], torch.tensor([True]), n_shift)
     assert int(rest_best[0]) == 0  # a spectrum in its rest frame is not shifted
+
+
+def test_random_views_are_windows_of_the_covered_span() -> None:
+    """A view keeps a window of at least crop_min of each spectrum's coverage and nothing
+    outside it, renormalised to median 1; the same generator seed gives the same views."""
+    torch = pytest.importorskip("torch")
+    x = torch.ones(4, 300) * torch.linspace(1, 3, 300)
+    m = torch.zeros(4, 300)
+    m[0, 50:250] = 1
+    m[1, :] = 1
+    m[2, 100:140] = 1
+    m[3, 10:200] = 1
+    views = [random_views(x, m, torch.Generator().manual_seed(3), 0.5, 0.0, 0.3) for _ in "ab"]
+    xv, mv = views[0]
+    assert torch.equal(xv, views[1][0]) and torch.equal(mv, views[1][1])
+    assert bool((mv <= m).all())  # never outside the coverage
+    for i in range(4):
+        assert int(mv[i].sum()) >= min(16, int(m[i].sum())) - 1
+        assert int(mv[i].sum()) >= 0.5 * int(m[i].sum()) - 1
+        kept = xv[i][mv[i] > 0]
+        assert float(kept.median()) == pytest.approx(1.0, abs=0.02)
+
+
+def test_contrastive_loss_prefers_matching_views() -> None:
+    torch = pytest.importorskip("torch")
+    z = torch.randn(32, 16, generator=torch.Generator().manual_seed(0))
+    near = z + 0.01 * torch.randn(32, 16, generator=torch.Generator().manual_seed(1))
+    matched = float(nt_xent(z, near, 0.1))
+    shuffled = float(nt_xent(z, near[torch.randperm(32)], 0.1))
+    assert matched < 0.1 < shuffled
 
 
 def test_sky_position_of_latent_vectors() -> None:

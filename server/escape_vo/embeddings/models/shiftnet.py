@@ -12,6 +12,15 @@ take the smallest masked loss over shifts of the decoded spectrum along the log-
     (0 for spectra moved to their rest frame, 0..ln(1+z_max) otherwise) and the best
     non-negative amplitude, both found exactly for all shifts at once with two correlations.
 
+A reconstruction loss alone lets the latent space sort spectra by what the instrument saw (its
+wavelength window, its flux calibration) as much as by what the object is. Training therefore
+adds a contrastive term (SimCLR's NT-Xent): two views of each spectrum, each a random window of
+its coverage with a random tilt of the continuum (an uncalibrated response) and added noise, must
+land closer to each other than to the other spectra of the batch, and the decoder rebuilds the
+whole spectrum from one view. Neighbours in the latent space then share the object's class
+whatever instrument observed it: on the demo archive the k=10 class agreement rises from 0.87
+to 0.95-0.96 (bench/embeddings_quality.py).
+
 The shift that wins is a redshift estimate (`z_model`) once rest-frame spectra anchor the
 canonical frame. The spherical variant normalises the latent vector onto the unit sphere: every
 spectrum gets a place (longitude, latitude) on a "latent sky".
@@ -68,6 +77,42 @@ def _build(n_pix: int, n_shift: int, latent: int, channels: int):
     return Encoder(), decoder
 
 
+def random_views(x, m, gen, crop_min: float, noise_max: float, tilt: float):
+    """A random view of each spectrum: a window of 'crop_min'..100 % of its covered span,
+    its continuum tilted by exp(a t) with |a| <= tilt, re-normalised by its median, and
+    Gaussian noise up to 'noise_max' added; what another instrument might have recorded."""
+    torch = _torch()
+    b, n = x.shape
+    idx = torch.arange(n)
+    first = torch.where(m > 0, idx, n).amin(1)
+    last = torch.where(m > 0, idx, -1).amax(1)
+    span = (last - first + 1).clamp(min=1).float()
+    frac = crop_min + (1 - crop_min) * torch.rand(b, generator=gen)
+    length = (span * frac).long().clamp(min=16)
+    start = first + ((span - length).clamp(min=0) * torch.rand(b, generator=gen)).long()
+    keep = (idx[None] >= start[:, None]) & (idx[None] < (start + length)[:, None])
+    mv = m * keep
+    t = (idx[None].float() - start[:, None]) / length[:, None].float() - 0.5
+    slope = (torch.rand(b, 1, generator=gen) * 2 - 1) * tilt
+    xv = x * torch.exp(slope * t)
+    median = torch.where(mv > 0, xv, torch.full_like(xv, float("nan"))).nanmedian(1).values
+    xv = xv / torch.nan_to_num(median, nan=1.0).clamp(min=1e-3)[:, None]
+    sigma = torch.rand(b, 1, generator=gen) * noise_max
+    return (xv + sigma * torch.randn(xv.shape, generator=gen)) * mv, mv
+
+
+def nt_xent(z1, z2, tau: float):
+    """SimCLR's contrastive loss: each view must pick its partner among the 2b-1 others."""
+    torch = _torch()
+    f = torch.nn.functional
+    z = f.normalize(torch.cat([z1, z2]), dim=1)
+    sim = z @ z.T / tau
+    b = len(z1)
+    sim = sim - 1e9 * torch.eye(2 * b)
+    target = torch.cat([torch.arange(b, 2 * b), torch.arange(0, b)])
+    return f.cross_entropy(sim, target)
+
+
 def shift_losses(x, m, decoded, rest, n_shift: int):
     """Masked MSE of x against every shift of `decoded` (best amplitude each); rest-frame
     spectra may only take shift 0. Returns (best loss, best shift in bins)."""
@@ -93,6 +138,7 @@ class ShiftAutoencoder(EmbeddingModel):
     defaults: ClassVar[dict[str, Any]] = {
         "latent_dim": 16, "epochs": 40, "batch_size": 64, "learning_rate": 2e-3,
         "channels": 32, "z_max": 3.5, "threads": 2, "max_train": 200_000,
+        "contrast": 1.0, "temperature": 0.1, "crop_min": 0.25, "noise_max": 0.05, "tilt": 0.5,
     }  # fmt: skip
 
     def __init__(self, grid, **params: Any) -> None:
@@ -136,32 +182,46 @@ class ShiftAutoencoder(EmbeddingModel):
         epochs, bs = int(self.params["epochs"]), int(self.params["batch_size"])
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
         gen = torch.Generator().manual_seed(seed)
-        history = []
+        p = self.params
+        weight, tau = float(p["contrast"]), float(p["temperature"])
+        views = (float(p["crop_min"]), float(p["noise_max"]), float(p["tilt"]))
+        history, contrast = [], []
         with progress_bar(f"training {self.kind}", epochs, progress) as advance:
             for _ in range(epochs):
                 encoder.train()
                 decoder.train()
                 perm = torch.randperm(len(x), generator=gen)
-                total = 0.0
+                total = total_c = 0.0
                 for i in range(0, len(x), bs):
                     idx = perm[i : i + bs]
-                    decoded = decoder(self._latent(encoder, x[idx], m[idx]))
-                    best, _ = shift_losses(x[idx], m[idx], decoded, rest[idx], self.n_shift)
-                    loss = best.mean()
+                    xb, mb = x[idx], m[idx]
+                    if weight > 0 and len(idx) > 1:
+                        z1 = encoder(*random_views(xb, mb, gen, *views))
+                        z2 = encoder(*random_views(xb, mb, gen, *views))
+                        lc = nt_xent(z1, z2, tau)
+                    else:
+                        z1, lc = encoder(xb, mb), torch.zeros(())
+                    if self.spherical:
+                        z1 = torch.nn.functional.normalize(z1, dim=1)
+                    best, _ = shift_losses(xb, mb, decoder(z1), rest[idx], self.n_shift)
+                    loss = best.mean() + weight * lc
                     opt.zero_grad()
                     loss.backward()
                     opt.step()
-                    total += loss.item() * len(idx)
+                    total += best.mean().item() * len(idx)
+                    total_c += lc.item() * len(idx)
                 sched.step()
                 history.append(total / max(len(x), 1))
-                advance(1, loss=f"{history[-1]:.4g}")
+                contrast.append(total_c / max(len(x), 1))
+                advance(1, loss=f"{history[-1]:.4g}", contrast=f"{contrast[-1]:.3g}")
         self.anchored = int(data.rest_frame.sum()) >= MIN_ANCHORS
         if not self.spherical:  # order latent axes by energy: the first ones make the map
             codes = self._codes(data)
             _, _, vt = np.linalg.svd(codes.astype(np.float64), full_matrices=False)
             signs = np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(1)])
             self.rotation = (vt.T * np.where(signs == 0, 1, signs)).astype(np.float32)
-        return FitReport(history=history, extra={"shift_bins": self.n_shift})
+        extra = {"shift_bins": self.n_shift, "contrast_history": [round(c, 6) for c in contrast]}
+        return FitReport(history=history, extra=extra)
 
     def _codes(self, data: Dataset, chunk: int = 512) -> np.ndarray:
         return self._run(data, chunk)[0]
