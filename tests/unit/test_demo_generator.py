@@ -246,3 +246,15 @@ def test_bad_files(tmp_path: Path) -> None:
         assert hdul[0].header["HDUCLAS2"] == "ERROR" and hdul[0].header["NAXIS"] == 1
     assert write_bad_files(tmp_path / "again") == expected
     assert _files(tmp_path / "again") == {k: v for k, v in _files(tmp_path).items() if "/" not in k}
+
+
+def test_quasar_whose_spectrum_starts_just_blueward_of_lyman_alpha() -> None:
+    """Seed 7 drew a quasar whose spectrum begins 1-2 Å short of its Lyα line: no room for a
+    forest absorber, so none is drawn (this used to raise inside numpy's uniform)."""
+    from escape_vo.demo.physics import qso_flux
+
+    z = 2.5
+    start = 1215.67 * (1 + z) - 1.5
+    wave = np.linspace(start, start + 2000, 4000)
+    flux = qso_flux(wave, z, 5000.0, np.random.default_rng(0))
+    assert flux.shape == wave.shape and np.isfinite(flux).all() and (flux > 0).all()

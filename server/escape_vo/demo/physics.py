@@ -366,12 +366,13 @@ def _lyman_absorption(
     tau = np.zeros(wave.size)
     lya = 1215.67 * (1 + z)
     lo = max(wave[0], 912.0 * (1 + z))
-    if lya <= wave[0] + 1 or lo >= lya:
+    z_lo, z_hi = lo / 1215.67 - 1, z - 0.002  # absorbers stay 600 km/s clear of the quasar
+    if lya <= wave[0] + 1 or z_lo >= z_hi:
         return tau
     span = lya - lo
     density = 0.5 * ((1 + z) / 3.0) ** 2.5  # absorbers per Å, growing steeply with redshift
     n = int(rng.poisson(max(density * span, 1)))
-    z_abs = rng.uniform(lo / 1215.67 - 1, z - 0.002, n)
+    z_abs = rng.uniform(z_lo, z_hi, n)
     lam = 1215.67 * (1 + z_abs)
     peak = np.clip(0.08 * rng.pareto(1.2, n) + 0.05, 0, 6)
     b = rng.uniform(18, 45, n)
