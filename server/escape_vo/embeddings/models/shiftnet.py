@@ -19,7 +19,7 @@ its coverage with a random tilt of the continuum (an uncalibrated response) and 
 land closer to each other than to the other spectra of the batch, and the decoder rebuilds the
 whole spectrum from one view. Neighbours in the latent space then share the object's class
 whatever instrument observed it: on the demo archive the k=10 class agreement rises from 0.87
-to 0.95-0.96 (bench/embeddings_quality.py).
+to 0.96 (bench/embeddings_quality.py).
 
 The shift that wins is a redshift estimate (`z_model`) once rest-frame spectra anchor the
 canonical frame. The spherical variant normalises the latent vector onto the unit sphere: every
@@ -136,7 +136,7 @@ class ShiftAutoencoder(EmbeddingModel):
     kind: ClassVar[str] = "autoencoder"
     spherical: ClassVar[bool] = False
     defaults: ClassVar[dict[str, Any]] = {
-        "latent_dim": 16, "epochs": 40, "batch_size": 64, "learning_rate": 2e-3,
+        "latent_dim": 16, "epochs": 60, "batch_size": 64, "learning_rate": 2e-3,
         "channels": 32, "z_max": 3.5, "threads": 2, "max_train": 200_000,
         "contrast": 1.0, "temperature": 0.1, "crop_min": 0.25, "noise_max": 0.05, "tilt": 0.5,
     }  # fmt: skip
