@@ -83,7 +83,9 @@ def test_masked_pca_fits_spectra_with_gaps() -> None:
     emb = model.embed(data)
     assert emb.vectors.shape == (len(data), 4)
     assert report.history[-1] < report.history[0]
-    assert float(np.mean(emb.anomaly)) < 1e-3  # three components explain the data
+    assert float(np.mean(emb.error)) < 1e-3  # three components explain the data
+    # the anomaly score is a robust z-score against the training spectra: centred on 0
+    assert abs(float(np.median(emb.anomaly))) < 0.5
 
 
 def test_models_round_trip_through_bytes() -> None:
@@ -97,7 +99,23 @@ def test_models_round_trip_through_bytes() -> None:
         model = MODELS[name](grid, **params)
         model.fit(data, seed=3)
         again = type(model).from_bytes(model.to_bytes(), grid)
-        np.testing.assert_array_equal(model.embed(data).vectors, again.embed(data).vectors)
+        first, second = model.embed(data), again.embed(data)
+        np.testing.assert_array_equal(first.vectors, second.vectors)
+        np.testing.assert_array_equal(model.calibration, again.calibration)
+        np.testing.assert_array_equal(first.anomaly, second.anomaly)
+        assert np.isfinite(first.anomaly).all() and np.isfinite(first.error).all()
+
+
+def test_a_model_saved_without_anomaly_calibration_scores_by_its_error() -> None:
+    """Versions trained before the anomaly score existed still load and serve."""
+    data, _ = _low_rank_dataset(n=80)
+    model = MODELS["pca"](GRID, latent_dim=3)
+    model.fit(data, seed=0)
+    model.calibration = None
+    old = type(model).from_bytes(model.to_bytes(), GRID)
+    assert old.calibration is None
+    emb = old.embed(data)
+    np.testing.assert_array_equal(emb.anomaly, emb.error)
 
 
 def test_spherical_vectors_lie_on_the_unit_sphere() -> None:

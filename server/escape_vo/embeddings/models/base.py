@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from escape_vo.embeddings import anomaly
 from escape_vo.embeddings.grid import Grid
 from escape_vo.embeddings.preprocess import Dataset
 
@@ -24,7 +25,8 @@ VECTOR_DIM = 16  # every vector is stored with 16 floats (zero-padded): one HNSW
 @dataclass
 class Embedding:
     vectors: np.ndarray  # float32 (n, latent_dim)
-    anomaly: np.ndarray  # float32 (n,): masked mean squared residual of the normalised flux
+    error: np.ndarray  # float32 (n,): masked mean squared residual of the normalised flux
+    anomaly: np.ndarray  # float32 (n,): robust z-score of the departure (embeddings.anomaly)
     z_model: np.ndarray | None = None  # float32 (n,), NaN where not estimated
 
 
@@ -39,6 +41,9 @@ class FitReport:
 class EmbeddingModel(ABC):
     kind: ClassVar[str]
     defaults: ClassVar[dict[str, Any]]
+    # median and MAD of the training spectra's departures (anomaly.calibrate), set by fit;
+    # None for versions saved before the anomaly score existed: their score is the error.
+    calibration: np.ndarray | None = None
 
     def __init__(self, grid: Grid, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)
@@ -69,11 +74,23 @@ class EmbeddingModel(ABC):
     @abstractmethod
     def _load_state(self, state: dict[str, np.ndarray]) -> None: ...
 
+    def _calibrate(self, flux: np.ndarray, recon: np.ndarray) -> None:
+        """Remember how far the training spectra depart from their reconstructions."""
+        self.calibration = anomaly.calibrate(*anomaly.deviations(flux, recon))
+
+    def _anomaly(self, flux: np.ndarray, recon: np.ndarray, error: np.ndarray) -> np.ndarray:
+        if self.calibration is None:
+            return error
+        return anomaly.score(*anomaly.deviations(flux, recon), self.calibration)
+
     def to_bytes(self) -> bytes:
         """A .npz of the fitted arrays plus the parameters: no pickle, safe to load."""
         buf = io.BytesIO()
         meta = {"kind": self.kind, "grid": self.grid.name, "params": self.params}
-        np.savez(buf, __meta__=np.array(json.dumps(meta)), **self._state())
+        state = self._state()
+        if self.calibration is not None:
+            state["__calibration__"] = self.calibration
+        np.savez(buf, __meta__=np.array(json.dumps(meta)), **state)
         return buf.getvalue()
 
     @classmethod
@@ -82,6 +99,7 @@ class EmbeddingModel(ABC):
             meta = json.loads(str(npz["__meta__"]))
             state = {k: npz[k] for k in npz.files if k != "__meta__"}
         model = cls(grid, **meta["params"])
+        model.calibration = state.pop("__calibration__", None)
         model._load_state(state)
         return model
 

@@ -49,6 +49,7 @@ class MaskedPCA(EmbeddingModel):
                 err = float(np.mean(masked_mse(np.where(mask, x, np.nan), recon + self.mean)))
                 history.append(err)
                 advance(1, mse=f"{err:.4g}")
+        self._calibrate(np.where(mask, x, np.nan), recon + self.mean)
         return FitReport(history=history)
 
     def _coefficients(self, x: np.ndarray, mask: np.ndarray, chunk: int = 4096) -> np.ndarray:
@@ -69,9 +70,12 @@ class MaskedPCA(EmbeddingModel):
         mask = np.isfinite(x)
         coeffs = self._coefficients(x, mask)
         recon = coeffs @ self.components.T + self.mean
+        flux = np.where(mask, x, np.nan)
+        error = masked_mse(flux, recon)
         return Embedding(
             vectors=coeffs.astype(np.float32),
-            anomaly=masked_mse(np.where(mask, x, np.nan), recon),
+            error=error,
+            anomaly=self._anomaly(flux, recon, error),
         )
 
     def _state(self) -> dict[str, np.ndarray]:

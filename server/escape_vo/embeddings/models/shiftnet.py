@@ -39,6 +39,7 @@ from escape_vo.embeddings.progress import progress_bar
 
 _CLIP = (-5.0, 20.0)
 MIN_ANCHORS = 10  # rest-frame spectra needed before the shift means a redshift
+CALIBRATE_ON = 20_000  # training spectra the anomaly score's calibration is measured on
 
 
 def _torch():
@@ -215,48 +216,62 @@ class ShiftAutoencoder(EmbeddingModel):
                 contrast.append(total_c / max(len(x), 1))
                 advance(1, loss=f"{history[-1]:.4g}", contrast=f"{contrast[-1]:.3g}")
         self.anchored = int(data.rest_frame.sum()) >= MIN_ANCHORS
+        sample = data.subset(np.linspace(0, len(data) - 1, min(len(data), CALIBRATE_ON), dtype=int))
+        self._calibrate(self._flux(sample), self._run(sample)[3])
         if not self.spherical:  # order latent axes by energy: the first ones make the map
-            codes = self._codes(data)
+            codes = self._run(data, recon=False)[0]
             _, _, vt = np.linalg.svd(codes.astype(np.float64), full_matrices=False)
             signs = np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(1)])
             self.rotation = (vt.T * np.where(signs == 0, 1, signs)).astype(np.float32)
         extra = {"shift_bins": self.n_shift, "contrast_history": [round(c, 6) for c in contrast]}
         return FitReport(history=history, extra=extra)
 
-    def _codes(self, data: Dataset, chunk: int = 512) -> np.ndarray:
-        return self._run(data, chunk)[0]
+    @staticmethod
+    def _flux(data: Dataset) -> np.ndarray:
+        """The flux as the networks see it (clipped), NaN where masked."""
+        return np.clip(data.flux, *_CLIP)
 
-    def _run(self, data: Dataset, chunk: int = 512):
+    def _run(self, data: Dataset, chunk: int = 512, recon: bool = True):
+        """Latent codes, best-shift losses, shifts and (unless `recon` is false: memory) the
+        reconstructions at those shifts."""
         torch = _torch()
         encoder, decoder = self._networks()
         encoder.eval()
         decoder.eval()
         x, m, rest = self._tensors(data)
-        codes, errs, shifts = [], [], []
+        codes, errs, shifts, recons = [], [], [], []
+        offsets = torch.arange(x.shape[1])[None]
         with torch.no_grad():
             for i in range(0, len(x), chunk):
-                z = self._latent(encoder, x[i : i + chunk], m[i : i + chunk])
-                best, shift = shift_losses(
-                    x[i : i + chunk], m[i : i + chunk], decoder(z), rest[i : i + chunk],
-                    self.n_shift,
-                )  # fmt: skip
+                xc, mc = x[i : i + chunk], m[i : i + chunk]
+                z = self._latent(encoder, xc, mc)
+                decoded = decoder(z)
+                best, shift = shift_losses(xc, mc, decoded, rest[i : i + chunk], self.n_shift)
+                aligned = torch.gather(decoded, 1, (self.n_shift - shift)[:, None] + offsets)
+                alpha = (mc * xc * aligned).sum(1) / (mc * aligned * aligned).sum(1).clamp(min=1e-6)
                 codes.append(z.numpy())
                 errs.append(best.numpy())
                 shifts.append(shift.numpy())
+                if recon:
+                    recons.append((alpha.clamp(min=0)[:, None] * aligned).numpy())
         if not codes:
-            k = self.latent_dim
-            return np.zeros((0, k), np.float32), np.zeros(0, np.float32), np.zeros(0)
-        return np.concatenate(codes), np.concatenate(errs), np.concatenate(shifts)
+            k, p = self.latent_dim, self.grid.n_pix
+            empty = np.zeros(0, np.float32)
+            return np.zeros((0, k), np.float32), empty, empty, np.zeros((0, p), np.float32)
+        full = np.concatenate(recons) if recon else None
+        return np.concatenate(codes), np.concatenate(errs), np.concatenate(shifts), full
 
     def embed(self, data: Dataset) -> Embedding:
-        codes, errs, shifts = self._run(data)
+        codes, errs, shifts, recon = self._run(data)
         z = np.expm1(shifts * self.grid.step).astype(np.float32)
         z[data.rest_frame] = np.nan
         if not self.anchored:
             z[:] = np.nan
+        error = errs.astype(np.float32)
         return Embedding(
             vectors=(codes @ self.rotation).astype(np.float32),
-            anomaly=errs.astype(np.float32),
+            error=error,
+            anomaly=self._anomaly(self._flux(data), recon, error),
             z_model=z,
         )
 

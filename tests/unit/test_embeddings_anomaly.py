@@ -1,0 +1,85 @@
+"""The anomaly score on synthetic spectra whose departures from the model are known."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from escape_vo.embeddings.anomaly import calibrate, deviations, response_fit, score
+
+P = 300
+T = np.linspace(-1, 1, P)
+
+
+def _model(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Model spectra (continua with a few absorption lines and one emission line each) and
+    their emission lines alone."""
+    recon, lines = np.ones((n, P)), np.zeros((n, P))
+    pix = np.arange(P)
+    for row, line in zip(recon, lines, strict=True):
+        for centre in rng.uniform(20, 280, 6):
+            row -= 0.3 * np.exp(-0.5 * ((pix - centre) / 1.5) ** 2)
+        line += 8 * np.exp(-0.5 * ((pix - rng.uniform(20, 280)) / 1.0) ** 2)
+    return recon + lines, lines
+
+
+def _observed(rng: np.random.Generator, recon: np.ndarray, lines: np.ndarray) -> np.ndarray:
+    """What an instrument with a smooth, unknown response and some noise records of objects
+    whose emission lines are up to 30 % stronger or weaker than the model has them."""
+    n = len(recon)
+    true = recon + lines * rng.uniform(-0.3, 0.3, (n, 1))
+    tilt = rng.uniform(-0.4, 0.4, (n, 1))
+    return true * (1 + tilt * T + 0.1 * T**2) + rng.normal(0, 0.02, recon.shape)
+
+
+def _normal_set(seed: int = 0, n: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    recon, lines = _model(rng, n)
+    return _observed(rng, recon, lines), recon
+
+
+def test_response_fit_absorbs_a_smooth_instrument_response() -> None:
+    flux, recon = _normal_set(n=20)
+    mask = np.ones_like(flux, dtype=bool)
+    fit = response_fit(flux, recon, mask)
+    assert np.median(np.abs(flux - fit)) < 0.025  # the noise (and line strengths) are left
+    assert np.median(np.abs(flux - recon)) > 0.05
+
+
+def test_masked_bins_are_ignored() -> None:
+    flux, recon = _normal_set(n=10)
+    gapped = flux.copy()
+    gapped[:, 100:160] = np.nan
+    gapped[:, 130] = np.nan
+    narrow, broad = deviations(gapped, recon)
+    assert np.isfinite(narrow).all() and np.isfinite(broad).all()
+    ref_n, ref_b = deviations(flux, recon)
+    assert np.all(narrow <= ref_n * 3) and np.all(broad <= ref_b * 3)
+
+
+def test_oddities_score_far_above_normal_spectra() -> None:
+    flux, recon = _normal_set()
+    calibration = calibrate(*deviations(flux, recon))
+    normal = score(*deviations(flux, recon), calibration)
+    assert abs(float(np.median(normal))) < 0.3  # a robust z-score against the training set
+
+    rng = np.random.default_rng(1)
+    test_recon, lines = _model(rng, 4)
+    odd = _observed(rng, test_recon, 0 * lines)
+    odd[0] *= 1 - 0.8 * np.exp(-0.5 * ((np.arange(P) - 150) / 6) ** 2)  # a broad trough
+    odd[1, 77] += 15  # a spike where the model has nothing
+    odd[2, 200:202] -= 2.5  # an over-subtracted sky line: negative flux
+    odd[3] = test_recon[3] + 0.25 * lines[3]  # a line 25 % too strong: within the normal range
+    scores = score(*deviations(odd, test_recon), calibration)
+    assert (scores[:3] > np.quantile(normal, 0.99)).all(), scores
+    assert scores[3] < np.quantile(normal, 0.9), scores  # relative: not an oddity
+
+
+def test_calibration_is_median_and_mad_of_the_logarithms() -> None:
+    narrow = np.exp(np.array([0.0, 1.0, 2.0, 3.0, 4.0]))
+    broad = np.full(5, 2.0)
+    cal = calibrate(narrow, broad)
+    assert np.allclose(cal[:2], [2.0, 1.4826], atol=1e-3)
+    assert cal[3] == 1.0  # no spread at all: z-scores stay finite
+    larger = np.maximum((np.log(narrow + 1e-6) - 2) / 1.4826, 0.0)  # [0, 0, 0, 0.67, 1.35]
+    assert np.allclose(cal[4:], [0.0, 1.0])  # median 0, MAD 0 -> spread 1
+    assert np.allclose(score(narrow, broad, cal), larger, atol=1e-4)
