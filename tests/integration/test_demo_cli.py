@@ -6,6 +6,7 @@ and `escape-vo ingest` works on the same DATA_DIR while the demo is serving.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from astropy.io.votable import parse_single_table
 
 from escape_vo.db.embedded import EmbeddedPostgres
 from escape_vo.demo.generate import generate_demo, write_bad_files
@@ -70,6 +72,19 @@ def test_demo_first_run_ingest_while_serving_ctrl_c_and_second_run(run_dir: Path
         assert stats["spectra"] == len(truth)
         page = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
         assert page.status_code == 200 and "escape-vo" in page.text
+        # The demo comes with embeddings (the masked PCA): similar spectra answer at once.
+        did = httpx.get(
+            f"http://127.0.0.1:{port}/tap/sync",
+            params={"LANG": "ADQL", "FORMAT": "csv",
+                    "QUERY": "SELECT TOP 1 publisher_did FROM archive.spectra"},
+            timeout=10,
+        ).text.splitlines()[1]  # fmt: skip
+        similar = httpx.get(
+            f"http://127.0.0.1:{port}/embeddings/similar", params={"ID": did, "k": 3}, timeout=10
+        )
+        assert similar.status_code == 200, similar.text
+        rows = parse_single_table(io.BytesIO(similar.content)).to_table()
+        assert len(rows) == 3 and set(rows["model"]) == {"pca"}
 
         # While the demo serves: ingest more files (some bad) into the same DATA_DIR.
         extra = run_dir / "demo-cli-extra"

@@ -40,13 +40,34 @@ def demo_files(settings: Settings, count: int, seed: int) -> Path:
 
 
 def load_demo(settings: Settings, url: str, count: int = 2400, seed: int = 42) -> None:
-    """Ingest the demo spectra unless this database already holds them."""
+    """Ingest the demo spectra unless this database already holds them, and give them
+    embeddings so that similar-spectra search, the latent map and anomaly scores work."""
     marker = f"{count}:{seed}"
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT value FROM escape.settings WHERE key = 'demo_loaded'").fetchone()
     if row and row[0] == marker:
         log.info("demo spectra already loaded; not ingesting again")
+    else:
+        _ingest_demo(settings, url, count, seed, marker)
+    _embed_demo(settings, url)
+
+
+def _embed_demo(settings: Settings, url: str) -> None:
+    """Train and apply the masked PCA (seconds) when no model exists yet; the autoencoders
+    (minutes on two cores) are left to `escape-vo embed train`, as the docs say."""
+    from escape_vo.embeddings.apply import apply, trained_names
+    from escape_vo.embeddings.train import train
+
+    if trained_names(url):
         return
+    log.info("training the masked PCA embedding of the demo spectra (seed 0)")
+    train(url, settings.files_url, "pca", seed=0)
+    report = apply(url, settings.files_url, "pca")
+    log.info("embedded %d demo spectra; train the autoencoders with "
+             "`escape-vo embed train --model autoencoder`", report.embedded)  # fmt: skip
+
+
+def _ingest_demo(settings: Settings, url: str, count: int, seed: int, marker: str) -> None:
     dest = demo_files(settings, count, seed)
     report = ingest(
         [dest],
