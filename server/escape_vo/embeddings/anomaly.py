@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.polynomial import legendre
-from scipy.ndimage import uniform_filter1d
 
 DEGREE = 4  # of the polynomial response the reconstruction may be multiplied by
 FLOOR, RELATIVE = 0.1, 0.2  # relative residual = (flux - model) / (FLOOR + RELATIVE * level)
@@ -59,6 +58,13 @@ def response_fit(flux: np.ndarray, recon: np.ndarray, mask: np.ndarray) -> np.nd
     return fit
 
 
+def _running_mean(x: np.ndarray, width: int) -> np.ndarray:
+    """Mean over a centred window of odd `width` along axis 1, zeros beyond the ends."""
+    half = width // 2
+    total = np.cumsum(np.pad(x, ((0, 0), (half + 1, half))), axis=1)
+    return (total[:, width:] - total[:, :-width]) / width
+
+
 def deviations(
     flux: np.ndarray, recon: np.ndarray, chunk: int = 256
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -74,8 +80,8 @@ def deviations(
         rel = np.where(mask, (f - fit) / (FLOOR + RELATIVE * np.maximum(np.abs(f), np.abs(fit))), 0)
         top = -np.sort(-(rel**2), axis=1)[:, :3]
         narrow[i : i + chunk] = top.mean(1)
-        whole = uniform_filter1d(mask.astype(np.float64), RUN, axis=1, mode="constant") > 0.999
-        run = np.where(whole, uniform_filter1d(rel, RUN, axis=1, mode="constant"), 0.0)
+        whole = _running_mean(mask.astype(np.float64), RUN) > 0.999
+        run = np.where(whole, _running_mean(rel, RUN), 0.0)
         broad[i : i + chunk] = np.abs(run).max(1) * np.sqrt(RUN)
     return narrow, broad
 
