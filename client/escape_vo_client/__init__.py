@@ -23,7 +23,7 @@ from escape_vo_client.transfer import (
     fits_check,
 )
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 __all__ = [
     "DATALINK_TYPE",
     "Archive",

@@ -13,6 +13,7 @@ where pyvo does the job, so everything but the conventions below works against a
 
 from __future__ import annotations
 
+import io
 import warnings
 from collections.abc import Iterable, Sequence
 from functools import cached_property
@@ -20,9 +21,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 import astropy.units as u
+import httpx
 import numpy as np
 import pyvo
 from astropy.coordinates import SkyCoord
+from astropy.io import votable
 from astropy.table import Table
 from astropy.time import Time
 
@@ -538,6 +541,61 @@ class Archive:
         spec = parse_spectrum(data, content_type, id_)
         spec.meta["cutout_band_m"] = (lo, hi)
         return spec.to_specutils() if as_specutils else spec
+
+    def similar(self, id_: str, k: int = 10, *, model: str | None = None) -> Table:
+        """The k spectra most similar to one (nearest neighbours in an embedding model's latent
+        space), through the "similar spectra" service its DataLink document declares; columns
+        include publisher_did, distance, model and anomaly_score. model: e.g. "autoencoder"
+        (default: the service's best applied model)."""
+        from pyvo.dal.adhoc import DatalinkQuery, DatalinkResults
+
+        if int(k) < 1:
+            raise ValueError("k must be at least 1")
+        url, fmt = self._access(id_)
+        if not is_datalink(fmt):
+            raise LookupError(f"{id_} has no DataLink document, hence no similar-spectra service")
+        links = DatalinkResults.from_result_url(url, session=self.session)
+        rows = [
+            r
+            for r in links
+            if r.service_def and _text_field(r, "local_semantics") == SIMILAR_SEMANTICS
+        ]
+        if not rows:
+            raise LookupError(f"the DataLink document of {id_} offers no similar-spectra service")
+        resource = links.get_adhocservice_by_id(rows[0].service_def)
+        options = {"k": int(k), **({"model": model} if model else {})}
+        query = DatalinkQuery.from_resource(rows[0], resource, session=self.session, **options)
+        params = {key: v for key, v in query.items() if v is not None and v != ""}
+        response = httpx.get(
+            query.queryurl, params=params, timeout=self.timeout, follow_redirects=True
+        )
+        table = _votable_or_error(response.content, response.status_code)
+        table.meta["similar_to"] = id_
+        return table
+
+
+SIMILAR_SEMANTICS = "similar-spectra"  # DataLink local_semantics of the service descriptor
+
+
+def _text_field(row, name: str) -> str | None:
+    try:
+        return _value(row[name])
+    except (KeyError, IndexError):
+        return None
+
+
+def _votable_or_error(data: bytes, status: int) -> Table:
+    """The result table of a VOTable answer, or the service's error message as a ValueError."""
+    try:
+        parsed = votable.parse(io.BytesIO(data))
+    except Exception as exc:
+        raise ValueError(f"the service answered {status} without a VOTable: {exc}") from None
+    for info in parsed.resources[0].infos if parsed.resources else []:
+        if info.name == "QUERY_STATUS" and info.value == "ERROR":
+            raise ValueError(f"the service said: {(info.content or '').strip()}")
+    if status >= 400:
+        raise ValueError(f"the service answered HTTP {status}")
+    return parsed.get_first_table().to_table()
 
 
 async def _get_bytes(url: str, timeout: float) -> bytes:

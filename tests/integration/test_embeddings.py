@@ -179,6 +179,16 @@ def test_endpoint_adql_and_datalink_give_the_same_neighbours(embedded, server) -
     assert r.status_code == 200, r.text
     assert list(_votable(r.content)["publisher_did"]) == list(endpoint["publisher_did"])
 
+    # The client finds the same service through DataLink (pyvo's service-descriptor parsing).
+    from escape_vo_client import Archive
+
+    archive = Archive(server.url)
+    client = archive.similar(did, k, model="autoencoder")
+    assert list(client["publisher_did"]) == list(endpoint["publisher_did"])
+    assert client.meta["similar_to"] == did and set(client["model"]) == {"autoencoder"}
+    with pytest.raises(ValueError, match="nosuchmodel"):
+        archive.similar(did, 3, model="nosuchmodel")
+
 
 def test_the_adql_query_is_served_by_the_hnsw_index(embedded) -> None:
     settings, _ = embedded
