@@ -23,7 +23,7 @@ OAI = "http://www.openarchives.org/OAI/2.0/"
 RI = "http://www.ivoa.net/xml/RegistryInterface/v1.0"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 NS = {"o": OAI, "ri": RI, "dc": "http://purl.org/dc/elements/1.1/"}
-SERVICES = ("tap", "ssa", "datalink", "soda")
+SERVICES = ("tap", "ssa", "datalink", "soda", "embeddings")
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
@@ -142,6 +142,7 @@ def test_walk_every_verb_with_resumption_tokens(paged: str, demo_archive) -> Non
         f"ivo://{auth}/ssa": "vs:CatalogService",
         f"ivo://{auth}/datalink": "vs:DataService",
         f"ivo://{auth}/soda": "vs:DataService",
+        f"ivo://{auth}/embeddings": "vs:DataService",
     }
     for identifier, record in by_id.items():
         if identifier not in expected:
@@ -228,7 +229,7 @@ def test_datestamps_selective_harvest_and_deleted_records(settings: Settings) ->
     first = settings.model_copy(update={"ivo_authority": "first.example", "port": port})
     with LiveServer(create_app(first), port) as server:
         before = _identifiers(server.url)
-        assert len(before) == 7 and all(s is None for _, s in before.values())
+        assert len(before) == 8 and all(s is None for _, s in before.values())
         empty, _ = walk(server.url, "ListRecords", metadataPrefix="ivo_vor")  # no spectra yet:
         tap = next(
             r for r in empty if r.findtext(".//o:identifier", namespaces=NS).endswith("/tap")
@@ -242,7 +243,7 @@ def test_datestamps_selective_harvest_and_deleted_records(settings: Settings) ->
     )
     with LiveServer(create_app(second), port) as server:
         after = _identifiers(server.url)
-        assert len(after) == 14
+        assert len(after) == 16
         gone = {i for i, (_, s) in after.items() if s == "deleted"}
         assert gone == set(before)  # the old authority's records are withdrawn, not dropped
         record = oai(server.url, verb="GetRecord", identifier="ivo://first.example/tap",

@@ -24,7 +24,7 @@ NS = {
     "ri": "http://www.ivoa.net/xml/RegistryInterface/v1.0",
 }
 XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
-SERVICES = ("tap", "ssa", "datalink", "soda")
+SERVICES = ("tap", "ssa", "datalink", "soda", "embeddings")
 HC = 6.62607015e-34 * 299792458.0  # J m
 
 

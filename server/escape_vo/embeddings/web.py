@@ -18,6 +18,8 @@ import pyarrow as pa
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from psycopg import sql
+from vo_models.vodataservice.models import ParamHTTP
+from vo_models.voresource.models import AccessURL, Capability
 
 from escape_vo.embeddings.grid import GRIDS
 from escape_vo.embeddings.search import (
@@ -28,6 +30,7 @@ from escape_vo.embeddings.search import (
     similar_async,
 )
 from escape_vo.schema.model import Column, find_table
+from escape_vo.spectra.vosi import add_vosi_routes
 from escape_vo.votable import error_votable, resolve_format, write_result
 
 STATIC = Path(__file__).parent / "static"
@@ -68,6 +71,31 @@ def _param(request: Request, *names: str) -> str | None:
         if key.lower() in wanted:
             return value
     return None
+
+
+def similar_capabilities(prefix_url: str) -> list[Capability]:
+    """The similar-spectra search as a ParamHTTP capability (no IVOA standard covers it): the
+    service's VOSI capabilities and its registry record. The parameters are named in the
+    description (vo-models' InputParam cannot write a parameter's name)."""
+    return [
+        Capability(
+            standard_id=None,  # optional in VOResource; vo-models wants it said
+            description="The k spectra most similar to a given one: nearest neighbours in the "
+            "latent space of an embedding model, with cosine distances, as a VOTable. "
+            f"Parameters: ID (publisher DID, required), k (1-{MAX_K}, default 10), model "
+            "(default: the best applied one), RESPONSEFORMAT.",
+            interface=[
+                ParamHTTP(
+                    access_url=[AccessURL(value=f"{prefix_url}/similar", use="base")],
+                    query_type=["GET"],
+                    result_type="application/x-votable+xml",
+                )
+            ],
+        )
+    ]
+
+
+add_vosi_routes(router, "similar-spectra service", similar_capabilities)
 
 
 @router.get("/similar", summary="The k spectra most similar to one (VOTable, or RESPONSEFORMAT)")

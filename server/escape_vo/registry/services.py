@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from vo_models.voresource.models import Capability
 
 from escape_vo.datalink.router import links_capabilities
+from escape_vo.embeddings.web import similar_capabilities
 from escape_vo.soda.router import soda_capabilities
 from escape_vo.spectra.vosi import service_capabilities
 from escape_vo.ssa.capabilities import ssa_capability
@@ -41,6 +42,10 @@ def _ssa(base: str) -> list[Capability]:
 
 def _datalink(base: str) -> list[Capability]:
     return service_capabilities(f"{base}/datalink", *links_capabilities(f"{base}/datalink"))
+
+
+def _similar(base: str) -> list[Capability]:
+    return service_capabilities(f"{base}/embeddings", *similar_capabilities(f"{base}/embeddings"))
 
 
 def _soda(base: str) -> list[Capability]:
@@ -87,5 +92,15 @@ SERVICES: tuple[RegisteredService, ...] = (
         "This SODA 1.0 service cuts spectra to a wavelength band (BAND in metres) and returns "
         "them as FITS, VOTable or CSV.",
         _soda,
+    ),
+    RegisteredService(
+        "embeddings",
+        "/embeddings",
+        "similar-spectra service",
+        "Similar",
+        "This service returns the spectra most similar to a given one: nearest neighbours in the "
+        "latent space of trained embedding models (masked PCA, autoencoders), which the TAP table "
+        "embeddings.spectrum_embeddings also serves with each spectrum's anomaly score.",
+        _similar,
     ),
 )
