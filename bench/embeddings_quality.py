@@ -69,25 +69,43 @@ def evaluate(conn: psycopg.Connection, model: str, truth: dict[int, dict], k: in
         agree.append(share)
         per_class.setdefault(mine, []).append(share)
         per_instrument.setdefault(truth[sid]["instrument"], []).append(share)
-    scores = np.array([r[2] for r in rows], dtype=float)
-    anomalous = np.array([truth[r[0]]["anomalous"] for r in rows])
-    order = np.argsort(-scores, kind="stable")
-    ranks = np.flatnonzero(anomalous[order]) + 1  # 1 = most anomalous
-    top = max(1, int(np.ceil(0.01 * len(rows))))
-    kinds = [truth[rows[i][0]]["anomaly_kind"] for i in order[ranks - 1]]
     return {
         "knn_agreement": round(float(np.mean(agree)), 4),
         "per_class": {c: round(float(np.mean(v)), 4) for c, v in sorted(per_class.items())},
         "per_instrument": {
             i: round(float(np.mean(v)), 3) for i, v in sorted(per_instrument.items())
         },
+        **anomaly_ranks([(r[0], r[2]) for r in rows], truth),
+    }
+
+
+def anomaly_ranks(scored: list[tuple[int, float]], truth: dict[int, dict]) -> dict:
+    """Where the injected odd spectra rank when (spectrum_id, score) are sorted by score."""
+    scores = np.array([s for _, s in scored], dtype=float)
+    anomalous = np.array([truth[sid]["anomalous"] for sid, _ in scored])
+    order = np.argsort(-scores, kind="stable")
+    ranks = np.flatnonzero(anomalous[order]) + 1  # 1 = most anomalous
+    top = max(1, int(np.ceil(0.01 * len(scored))))
+    return {
         "anomaly_ranks": [int(r) for r in ranks],
-        "anomaly_kinds": kinds,
+        "anomaly_kinds": [truth[scored[i][0]]["anomaly_kind"] for i in order[ranks - 1]],
         "anomalies_in_top_1pct": int((ranks <= top).sum()),
         "anomalies_in_top_5pct": int((ranks <= 5 * top).sum()),
         "n_anomalies": int(anomalous.sum()),
         "top_1pct": top,
     }
+
+
+def combined_anomalies(conn: psycopg.Connection, first: str, second: str, truth: dict) -> dict:
+    """The sum of two models' anomaly scores (the published view's ADQL example does the same)."""
+    rows = conn.execute(
+        "SELECT a.spectrum_id, a.anomaly_score + b.anomaly_score "
+        "FROM embeddings.spectrum_embeddings AS a JOIN embeddings.spectrum_embeddings AS b "
+        "ON b.spectrum_id = a.spectrum_id AND b.model = %s WHERE a.model = %s "
+        "ORDER BY a.spectrum_id",
+        (second, first),
+    ).fetchall()
+    return anomaly_ranks(rows, truth)
 
 
 def run() -> dict:
@@ -126,6 +144,15 @@ def run() -> dict:
                 f"anomalies in top 1% ({q['top_1pct']}): {q['anomalies_in_top_1pct']}/"
                 f"{q['n_anomalies']} (top 5%: {q['anomalies_in_top_5pct']}), "
                 f"ranks {q['anomaly_ranks']}; train {train_s:.0f} s"
+            )
+        if {"autoencoder", "spherical"} <= set(results["models"]):
+            with psycopg.connect(url) as conn:
+                both = combined_anomalies(conn, "autoencoder", "spherical", truth)
+            results["autoencoder+spherical"] = both
+            report.append(
+                f"autoencoder+spherical anomaly scores summed: top 1%: "
+                f"{both['anomalies_in_top_1pct']}/{both['n_anomalies']} (top 5%: "
+                f"{both['anomalies_in_top_5pct']}), ranks {both['anomaly_ranks']}"
             )
     best = max(results["models"].items(), key=lambda kv: kv[1]["knn_agreement"])
     report.append(f"best: {best[0]} {best[1]['knn_agreement']:.3f} (target >= 0.95)")
