@@ -47,7 +47,6 @@ def response_fit(flux: np.ndarray, recon: np.ndarray, mask: np.ndarray) -> np.nd
     # strong lines (whose strength is uncertain anyway) do not steer the continuum
     weight = mask / (FLOOR + RELATIVE * np.abs(recon)) ** 2
     ridge = 1e-9 * np.eye(DEGREE + 1)
-    fit = recon
     for _ in range(4):
         a = np.einsum("npk,np,npl->nkl", basis, weight, basis) + ridge
         b = np.einsum("npk,np,np->nk", basis, weight, x)
@@ -91,16 +90,18 @@ def _centre_spread(values: np.ndarray) -> list[float]:
     return [median, float(1.4826 * np.median(np.abs(values - median))) or 1.0]
 
 
+def _log(values: np.ndarray) -> np.ndarray:
+    return np.log(values + 1e-6)  # a perfect fit (0) stays finite
+
+
 def _larger_z(narrow: np.ndarray, broad: np.ndarray, cal: np.ndarray) -> np.ndarray:
-    zn = (np.log(narrow + 1e-6) - cal[0]) / cal[1]
-    zb = (np.log(broad + 1e-6) - cal[2]) / cal[3]
-    return np.maximum(zn, zb)
+    return np.maximum((_log(narrow) - cal[0]) / cal[1], (_log(broad) - cal[2]) / cal[3])
 
 
 def calibrate(narrow: np.ndarray, broad: np.ndarray) -> np.ndarray:
     """Median and MAD over the training spectra of log(narrow), of log(broad), and of the
     larger of their z-scores (so that the final score is itself centred on 0)."""
-    cal = np.array(_centre_spread(np.log(narrow + 1e-6)) + _centre_spread(np.log(broad + 1e-6)))
+    cal = np.array(_centre_spread(_log(narrow)) + _centre_spread(_log(broad)))
     return np.concatenate([cal, _centre_spread(_larger_z(narrow, broad, cal))])
 
 
