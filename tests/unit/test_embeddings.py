@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from escape_vo.adql import AdqlError, Catalog, translate
-from escape_vo.embeddings.grid import DEFAULT_GRID, Grid, NoCoverage, resample
+from escape_vo.embeddings.grid import (
+    DEFAULT_GRID,
+    Grid,
+    NoCoverage,
+    negative_flux_z,
+    resample,
+)
 from escape_vo.embeddings.models import MODELS
 from escape_vo.embeddings.models.shiftnet import nt_xent, random_views, shift_losses
 from escape_vo.embeddings.preprocess import Dataset
@@ -55,6 +61,37 @@ def test_resample_interpolates_input_coarser_than_the_grid() -> None:
     assert np.isfinite(r.flux[5:-5]).all()
 
 
+def _sky_spectrum(depth: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A noisy continuum at 1.0 with an unresolved dip `depth` times the continuum deep."""
+    wave = np.linspace(4.2e-7, 7.8e-7, 40_000)  # R ~ 50,000 sampling: 2-pixel lines
+    flux = 1.0 + rng.normal(0, 0.05, wave.size)
+    flux -= depth * np.exp(-0.5 * ((wave - 6.3e-7) / 1.2e-11) ** 2)
+    return wave, flux
+
+
+def test_negative_flux_is_found_at_native_sampling_where_the_grid_dilutes_it() -> None:
+    rng = np.random.default_rng(1)
+    wave, flux = _sky_spectrum(4.0, rng)
+    with_errors = resample(GRID, wave, flux, np.full(wave.size, 0.05), None, None)
+    without = resample(GRID, wave, flux, None, None, None)  # noise estimated from the flux
+    assert with_errors.negative_z > 30 and without.negative_z > 30
+    assert np.nanmin(with_errors.flux) > 0.8  # the grid bin hardly sees it
+    wave, flux = _sky_spectrum(0.0, rng)
+    assert resample(GRID, wave, flux, np.full(wave.size, 0.05), None, None).negative_z == 0.0
+
+
+def test_noise_around_zero_flux_is_not_negative_flux() -> None:
+    """Deep absorption reaching zero, at low and at high signal-to-noise: noise explains it."""
+    rng = np.random.default_rng(2)
+    level = np.where(np.arange(50_000) % 5000 < 500, 0.0, 1.0)  # saturated troughs
+    for sigma in (0.3, 0.001):
+        flux = level + rng.normal(0, sigma, level.size)
+        assert negative_flux_z(flux, np.full(level.size, sigma), 1.0) == 0.0
+        assert negative_flux_z(flux, None, 1.0) == 0.0
+    assert negative_flux_z(np.zeros(0), None, 1.0) == 0.0
+    assert negative_flux_z(np.array([1.0, -50.0, 1.0]), None, 1.0) > 10
+
+
 def test_resample_refuses_spectra_off_the_grid() -> None:
     with pytest.raises(NoCoverage):
         resample(GRID, np.linspace(1e-6, 2e-6, 100), np.ones(100), None, None, None)
@@ -78,7 +115,7 @@ def _low_rank_dataset(n: int = 300, seed: int = 1) -> tuple[Dataset, np.ndarray]
 
 def test_masked_pca_fits_spectra_with_gaps() -> None:
     data, _ = _low_rank_dataset()
-    model = MODELS["pca"](GRID, latent_dim=4, iterations=15)
+    model = MODELS["pca"](GRID, latent_dim=4, iterations=15, critic_epochs=0)
     report = model.fit(data, seed=0)
     emb = model.embed(data)
     assert emb.vectors.shape == (len(data), 4)
@@ -90,7 +127,10 @@ def test_masked_pca_fits_spectra_with_gaps() -> None:
 
 def test_models_round_trip_through_bytes() -> None:
     data, _ = _low_rank_dataset(n=80)
-    for name, params in (("pca", {"latent_dim": 3}), ("spherical", {"epochs": 1})):
+    for name, params in (
+        ("pca", {"latent_dim": 3, "critic_epochs": 2}),
+        ("spherical", {"epochs": 1, "critic_epochs": 1}),
+    ):
         grid = GRID if name == "pca" else DEFAULT_GRID
         if name != "pca":
             flux = np.full((80, grid.n_pix), np.nan, np.float32)
@@ -102,6 +142,8 @@ def test_models_round_trip_through_bytes() -> None:
         first, second = model.embed(data), again.embed(data)
         np.testing.assert_array_equal(first.vectors, second.vectors)
         np.testing.assert_array_equal(model.calibration, again.calibration)
+        assert again.critic is not None
+        np.testing.assert_array_equal(model.critic.calibration, again.critic.calibration)
         np.testing.assert_array_equal(first.anomaly, second.anomaly)
         assert np.isfinite(first.anomaly).all() and np.isfinite(first.error).all()
 
@@ -109,7 +151,7 @@ def test_models_round_trip_through_bytes() -> None:
 def test_a_model_saved_without_anomaly_calibration_scores_by_its_error() -> None:
     """Versions trained before the anomaly score existed still load and serve."""
     data, _ = _low_rank_dataset(n=80)
-    model = MODELS["pca"](GRID, latent_dim=3)
+    model = MODELS["pca"](GRID, latent_dim=3, critic_epochs=0)
     model.fit(data, seed=0)
     model.calibration = None
     old = type(model).from_bytes(model.to_bytes(), GRID)
@@ -118,12 +160,26 @@ def test_a_model_saved_without_anomaly_calibration_scores_by_its_error() -> None
     np.testing.assert_array_equal(emb.anomaly, emb.error)
 
 
+def test_negative_flux_raises_the_anomaly_score_of_any_model() -> None:
+    data, _ = _low_rank_dataset(n=80)
+    model = MODELS["pca"](GRID, latent_dim=3, critic_epochs=1)
+    model.fit(data, seed=0)
+    before = model.embed(data).anomaly
+    negative = np.zeros(len(data), np.float32)
+    negative[7] = 40.0
+    data = Dataset(data.spectrum_id, data.flux, data.rest_frame, data.noise, negative)
+    after = model.embed(data).anomaly
+    assert after[7] == 40.0 and np.argmax(after) == 7
+    np.testing.assert_array_equal(np.delete(after, 7), np.delete(before, 7))
+    assert len(data.subset(np.array([7]))) == 1 and data.subset(np.array([7])).negative_z[0] == 40
+
+
 def test_spherical_vectors_lie_on_the_unit_sphere() -> None:
     data, _ = _low_rank_dataset(n=64)
     flux = np.full((64, DEFAULT_GRID.n_pix), np.nan, np.float32)
     flux[:, 300:500] = data.flux[:, :200]
     data = Dataset(data.spectrum_id, flux, np.ones(64, bool), data.noise)
-    model = MODELS["spherical"](DEFAULT_GRID, epochs=1)
+    model = MODELS["spherical"](DEFAULT_GRID, epochs=1, critic_epochs=0)
     model.fit(data, seed=0)
     v = model.embed(data).vectors
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-5)

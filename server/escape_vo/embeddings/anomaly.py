@@ -17,9 +17,10 @@ ignore. So the residual is measured differently:
     spectra, kept with the model), and the larger of the two, once more, into a robust
     z-score against the training spectra.
 
-A score of 3 means "as far out as three standard deviations of the training spectra". With the
-autoencoder on the demo archive this puts 6 of its 12 injected oddities in the top 1 % and 9 in
-the top 5 % (the plain residual: 2 and 5); docs/operator/embeddings.md says what it misses.
+A score of 3 means "as far out as three standard deviations of the training spectra". This
+is one of the model's two opinions: models.base combines it with the critic's
+(embeddings.critic) and with the negative-flux significance measured at preprocessing;
+docs/operator/embeddings.md has what each catches on the demo archive.
 """
 
 from __future__ import annotations

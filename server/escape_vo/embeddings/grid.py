@@ -40,6 +40,8 @@ class Grid:
         return float(np.log(self.wave_max / self.wave_min) / self.n_pix)
 
 
+CLIP = (-5.0, 20.0)  # normalised flux beyond this is a glitch, not a feature to fit or judge
+
 GRIDS = {g.name: g for g in (Grid("loglam1024", 7.0e-8, 2.5e-6, 1024),)}
 DEFAULT_GRID = GRIDS["loglam1024"]
 
@@ -51,6 +53,7 @@ class Resampled:
     scale: float
     noise: float | None
     coverage: float
+    negative_z: float  # significance of the most negative native pixel (negative_flux_z)
 
 
 def resample(
@@ -125,4 +128,36 @@ def resample(
         scale=scale,
         noise=noise,
         coverage=float(valid.mean()),
+        negative_z=negative_flux_z(flux[good], None if err is None else err[good], scale),
     )
+
+
+SYSTEMATIC = 0.05  # of the median flux: sky subtraction and flux zero points are never better
+
+
+def negative_flux_z(flux: np.ndarray, error: np.ndarray | None, scale: float) -> float:
+    """How many sigmas the most negative pixel lies below zero, as a Gaussian z-score after
+    allowing for the number of pixels looked at; 0 when noise explains it.
+
+    Flux cannot be negative beyond its noise, so a deep negative feature is an artefact (an
+    over-subtracted sky line, a bad zero level) whatever the object. It is measured on the
+    native pixels because a grid bin of ~1,000 km/s averages an unresolved residual away. The
+    noise is the error array where given, else the DER_SNR estimate from the flux itself, plus
+    SYSTEMATIC * scale. The lowest of n pure-noise pixels lies ~sqrt(2 ln n) sigmas down, so
+    z = sqrt(m^2 - 2 ln n) for a pixel m sigmas below zero (0 when negative).
+    """
+    if flux.size == 0:
+        return 0.0
+    sigma = np.full(flux.size, _der_snr_noise(flux))
+    if error is not None:
+        known = np.isfinite(error) & (error > 0)
+        sigma[known] = error[known]
+    m = float(np.max(-flux / np.sqrt(sigma**2 + (SYSTEMATIC * scale) ** 2)))
+    return float(np.sqrt(max(0.0, m * m - 2.0 * np.log(flux.size)))) if m > 0 else 0.0
+
+
+def _der_snr_noise(flux: np.ndarray) -> float:
+    """Per-pixel noise from the flux alone (Stoehr et al. 2008, DER_SNR): robust to lines."""
+    if flux.size < 5:
+        return 0.0
+    return 1.482602 / np.sqrt(6.0) * float(np.median(np.abs(2 * flux[2:-2] - flux[:-4] - flux[4:])))

@@ -14,7 +14,7 @@ import os
 from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 
 import numpy as np
@@ -25,16 +25,18 @@ from escape_vo.embeddings.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
-_COLUMNS = ("grid", "spectrum_id", "flux", "rest_frame", "scale", "noise", "coverage", "problem",
-            "done_at")  # fmt: skip
+_COLUMNS = ("grid", "spectrum_id", "flux", "rest_frame", "scale", "noise", "coverage",
+            "negative_z", "problem", "done_at")  # fmt: skip
 
 
 def pending_spectra(conn: psycopg.Connection, grid: Grid) -> list[tuple]:
-    """(spectrum_id, file_path, original_name, file_index, redshift) not yet resampled."""
+    """(spectrum_id, file_path, original_name, file_index, redshift) not yet resampled, or
+    resampled before negative_z was measured (redone once, after the upgrade that added it)."""
     return conn.execute(
         "SELECT s.spectrum_id, s.file_path, s.original_name, s.file_index, s.redshift "
         "FROM archive.spectra AS s WHERE NOT EXISTS (SELECT 1 FROM embeddings.preprocessed AS p "
-        "WHERE p.grid = %s AND p.spectrum_id = s.spectrum_id) ORDER BY s.file_path, s.file_index",
+        "WHERE p.grid = %s AND p.spectrum_id = s.spectrum_id "
+        "AND (p.negative_z IS NOT NULL OR p.flux IS NULL)) ORDER BY s.file_path, s.file_index",
         (grid.name,),
     ).fetchall()
 
@@ -65,14 +67,13 @@ def _resample_file(job: tuple[str, str, str, str, list[tuple[int, int, float | N
         except NoCoverage as exc:
             rows.append(_problem_row(grid, sid, str(exc), now))
             continue
-        rows.append(
-            (grid.name, sid, r.flux.tolist(), r.rest_frame, r.scale, r.noise, r.coverage, None, now)
-        )
+        values = (r.flux.tolist(), r.rest_frame, r.scale, r.noise, r.coverage, r.negative_z)
+        rows.append((grid.name, sid, *values, None, now))
     return rows
 
 
 def _problem_row(grid: Grid, sid: int, reason: str, now: datetime) -> tuple:
-    return (grid.name, sid, None, False, None, None, 0.0, reason, now)
+    return (grid.name, sid, None, False, None, None, 0.0, None, reason, now)
 
 
 def preprocess(
@@ -132,7 +133,8 @@ def _run(jobs: list, n_workers: int, batch_files: int) -> Iterator[list]:
 
 def _copy_rows(conn: psycopg.Connection, rows: list) -> None:
     """COPY into a staging table, then insert what is still missing (safe against a
-    concurrent run of the same preprocessing)."""
+    concurrent run of the same preprocessing) and fill in negative_z where it is NULL (rows
+    resampled before it existed; their flux is left as it was)."""
     conn.execute(
         "CREATE TEMP TABLE IF NOT EXISTS preprocessed_stage "
         "(LIKE embeddings.preprocessed) ON COMMIT DELETE ROWS"
@@ -143,7 +145,8 @@ def _copy_rows(conn: psycopg.Connection, rows: list) -> None:
             copy.write_row(row)
     conn.execute(
         f"INSERT INTO embeddings.preprocessed ({cols}) SELECT {cols} FROM preprocessed_stage "
-        "ON CONFLICT DO NOTHING"
+        "ON CONFLICT (grid, spectrum_id) DO UPDATE SET negative_z = excluded.negative_z "
+        "WHERE embeddings.preprocessed.negative_z IS NULL"
     )
 
 
@@ -162,6 +165,11 @@ class Dataset:
     flux: np.ndarray  # float32 (n, n_pix), NaN where masked
     rest_frame: np.ndarray  # bool (n,)
     noise: np.ndarray  # float32 (n,), NaN when unknown
+    negative_z: np.ndarray | None = None  # float32 (n,): grid.negative_flux_z, 0 when unknown
+
+    def __post_init__(self) -> None:
+        if self.negative_z is None:
+            self.negative_z = np.zeros(len(self.spectrum_id), np.float32)
 
     def __len__(self) -> int:
         return len(self.spectrum_id)
@@ -171,8 +179,12 @@ class Dataset:
         return np.isfinite(self.flux)
 
     def subset(self, index: np.ndarray) -> Dataset:
+        return Dataset(*(getattr(self, f.name)[index] for f in fields(self)))
+
+    @staticmethod
+    def concatenate(parts: list[Dataset]) -> Dataset:
         return Dataset(
-            self.spectrum_id[index], self.flux[index], self.rest_frame[index], self.noise[index]
+            *(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Dataset))
         )
 
 
@@ -182,12 +194,7 @@ def load_dataset(db_url: str, grid: Grid, where: str = "TRUE", params: tuple = (
     batches = list(iter_dataset(db_url, grid, where, params))
     if not batches:
         return _empty(grid)
-    return Dataset(
-        np.concatenate([b.spectrum_id for b in batches]),
-        np.concatenate([b.flux for b in batches]),
-        np.concatenate([b.rest_frame for b in batches]),
-        np.concatenate([b.noise for b in batches]),
-    )
+    return Dataset.concatenate(batches)
 
 
 def iter_dataset(
@@ -198,7 +205,8 @@ def iter_dataset(
     import pyarrow as pa
 
     sql = (
-        "SELECT p.spectrum_id, p.flux, p.rest_frame, p.noise FROM embeddings.preprocessed AS p "
+        "SELECT p.spectrum_id, p.flux, p.rest_frame, p.noise, coalesce(p.negative_z, 0) "
+        "FROM embeddings.preprocessed AS p "
         "JOIN archive.spectra AS s ON s.spectrum_id = p.spectrum_id "
         f"WHERE p.grid = $1 AND p.flux IS NOT NULL AND ({where}) ORDER BY p.spectrum_id"
     )
@@ -218,6 +226,7 @@ def iter_dataset(
                 values.astype(np.float32).reshape(batch.num_rows, grid.n_pix),
                 batch.column(2).to_numpy(zero_copy_only=False).astype(bool),
                 batch.column(3).to_numpy(zero_copy_only=False).astype(np.float32),
+                batch.column(4).to_numpy(zero_copy_only=False).astype(np.float32),
             )
 
 

@@ -16,10 +16,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from escape_vo.embeddings import anomaly
-from escape_vo.embeddings.grid import Grid
+from escape_vo.embeddings.critic import Critic
+from escape_vo.embeddings.grid import CLIP, Grid
 from escape_vo.embeddings.preprocess import Dataset
 
 VECTOR_DIM = 16  # every vector is stored with 16 floats (zero-padded): one HNSW index layout
+CALIBRATE_ON = (
+    20_000  # training spectra the anomaly score is calibrated (and its critic trained) on
+)
 
 
 @dataclass
@@ -44,6 +48,7 @@ class EmbeddingModel(ABC):
     # median and MAD of the training spectra's departures (anomaly.calibrate), set by fit;
     # None for versions saved before the anomaly score existed: their score is the error.
     calibration: np.ndarray | None = None
+    critic: Critic | None = None  # None when trained with critic_epochs=0 or before critics
 
     def __init__(self, grid: Grid, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)
@@ -68,20 +73,51 @@ class EmbeddingModel(ABC):
         """Vectors and reconstruction errors of `data` (deterministic)."""
 
     @abstractmethod
+    def reconstruct(self, data: Dataset) -> np.ndarray:
+        """The model's rebuild of each spectrum on the grid (what embed compares it with)."""
+
+    @abstractmethod
     def _state(self) -> dict[str, np.ndarray]:
         """The fitted arrays."""
 
     @abstractmethod
     def _load_state(self, state: dict[str, np.ndarray]) -> None: ...
 
-    def _calibrate(self, flux: np.ndarray, recon: np.ndarray) -> None:
-        """Remember how far the training spectra depart from their reconstructions."""
+    def _fit_anomaly(self, data: Dataset, seed: int, progress: bool = False) -> dict[str, Any]:
+        """After fitting: remember how far training spectra depart from their reconstructions
+        and train the critic (embeddings.critic) on up to CALIBRATE_ON of them."""
+        if len(data) > CALIBRATE_ON:
+            data = data.subset(np.linspace(0, len(data) - 1, CALIBRATE_ON, dtype=int))
+        flux = np.clip(data.flux, *CLIP)
+        recon = self.reconstruct(data)
         self.calibration = anomaly.calibrate(*anomaly.deviations(flux, recon))
+        self.critic = None
+        epochs = int(self.params.get("critic_epochs", 0))
+        if epochs <= 0 or len(data) < 2:
+            return {}
 
-    def _anomaly(self, flux: np.ndarray, recon: np.ndarray, error: np.ndarray) -> np.ndarray:
+        def rebuild(damaged: np.ndarray, rest: np.ndarray) -> np.ndarray:
+            n = len(damaged)
+            unknown = np.full(n, np.nan, np.float32)
+            return self.reconstruct(Dataset(np.arange(n), damaged, rest, unknown))
+
+        critic = Critic()
+        history = critic.fit(flux, data.rest_frame, recon, rebuild, seed, epochs, progress=progress)
+        self.critic = critic
+        return {"critic_history": [round(h, 6) for h in history]}
+
+    def _anomaly(
+        self, data: Dataset, flux: np.ndarray, recon: np.ndarray, error: np.ndarray
+    ) -> np.ndarray:
+        """The departure from the reconstruction and the critic's verdict, combined as
+        Stouffer's z = (z1 + z2) / sqrt(2), or the negative-flux significance measured at
+        preprocessing where that is larger. All are z-scores: 0 typical, 3 rare."""
         if self.calibration is None:
             return error
-        return anomaly.score(*anomaly.deviations(flux, recon), self.calibration)
+        z = anomaly.score(*anomaly.deviations(flux, recon), self.calibration)
+        if self.critic is not None:
+            z = (z + self.critic.score(flux, recon)) / np.sqrt(2.0)
+        return np.where(data.negative_z > z, data.negative_z, z).astype(np.float32)
 
     def to_bytes(self) -> bytes:
         """A .npz of the fitted arrays plus the parameters: no pickle, safe to load."""
@@ -90,6 +126,8 @@ class EmbeddingModel(ABC):
         state = self._state()
         if self.calibration is not None:
             state["__calibration__"] = self.calibration
+        if self.critic is not None:
+            state.update(self.critic.state())
         np.savez(buf, __meta__=np.array(json.dumps(meta)), **state)
         return buf.getvalue()
 
@@ -100,6 +138,7 @@ class EmbeddingModel(ABC):
             state = {k: npz[k] for k in npz.files if k != "__meta__"}
         model = cls(grid, **meta["params"])
         model.calibration = state.pop("__calibration__", None)
+        model.critic = Critic.from_state(state)
         model._load_state(state)
         return model
 

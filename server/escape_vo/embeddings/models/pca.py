@@ -12,22 +12,23 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from escape_vo.embeddings.grid import CLIP
 from escape_vo.embeddings.models.base import Embedding, EmbeddingModel, FitReport, masked_mse
 from escape_vo.embeddings.preprocess import Dataset
 from escape_vo.embeddings.progress import progress_bar
 
-_CLIP = (-5.0, 20.0)  # normalised flux beyond this is a glitch, not a feature to fit
-
 
 class MaskedPCA(EmbeddingModel):
     kind: ClassVar[str] = "masked-pca"
-    defaults: ClassVar[dict[str, Any]] = {"latent_dim": 16, "iterations": 12, "ridge": 1e-3}
+    defaults: ClassVar[dict[str, Any]] = {
+        "latent_dim": 16, "iterations": 12, "ridge": 1e-3, "critic_epochs": 15,
+    }  # fmt: skip
 
     mean: np.ndarray
     components: np.ndarray  # (n_pix, latent_dim), orthonormal columns
 
     def fit(self, data: Dataset, seed: int, progress: bool = False) -> FitReport:
-        x = np.clip(data.flux.astype(np.float64), *_CLIP)
+        x = np.clip(data.flux.astype(np.float64), *CLIP)
         mask = np.isfinite(x)
         counts = mask.sum(0)
         self.mean = np.where(counts > 0, np.where(mask, x, 0).sum(0) / np.maximum(counts, 1), 0)
@@ -49,8 +50,7 @@ class MaskedPCA(EmbeddingModel):
                 err = float(np.mean(masked_mse(np.where(mask, x, np.nan), recon + self.mean)))
                 history.append(err)
                 advance(1, mse=f"{err:.4g}")
-        self._calibrate(np.where(mask, x, np.nan), recon + self.mean)
-        return FitReport(history=history)
+        return FitReport(history=history, extra=self._fit_anomaly(data, seed, progress))
 
     def _coefficients(self, x: np.ndarray, mask: np.ndarray, chunk: int = 4096) -> np.ndarray:
         v = self.components
@@ -65,17 +65,23 @@ class MaskedPCA(EmbeddingModel):
             out[i : i + chunk] = np.linalg.solve(a, b[..., None])[..., 0]
         return out
 
-    def embed(self, data: Dataset) -> Embedding:
-        x = np.clip(data.flux.astype(np.float64), *_CLIP)
+    def _project(self, data: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(coefficients, reconstruction, the clipped flux they fit)."""
+        x = np.clip(data.flux.astype(np.float64), *CLIP)
         mask = np.isfinite(x)
         coeffs = self._coefficients(x, mask)
-        recon = coeffs @ self.components.T + self.mean
-        flux = np.where(mask, x, np.nan)
+        return coeffs, coeffs @ self.components.T + self.mean, np.where(mask, x, np.nan)
+
+    def reconstruct(self, data: Dataset) -> np.ndarray:
+        return self._project(data)[1]
+
+    def embed(self, data: Dataset) -> Embedding:
+        coeffs, recon, flux = self._project(data)
         error = masked_mse(flux, recon)
         return Embedding(
             vectors=coeffs.astype(np.float32),
             error=error,
-            anomaly=self._anomaly(flux, recon, error),
+            anomaly=self._anomaly(data, flux, recon, error),
         )
 
     def _state(self) -> dict[str, np.ndarray]:

@@ -33,13 +33,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from escape_vo.embeddings.grid import CLIP
 from escape_vo.embeddings.models.base import Embedding, EmbeddingModel, FitReport
 from escape_vo.embeddings.preprocess import Dataset
 from escape_vo.embeddings.progress import progress_bar
 
-_CLIP = (-5.0, 20.0)
 MIN_ANCHORS = 10  # rest-frame spectra needed before the shift means a redshift
-CALIBRATE_ON = 20_000  # training spectra the anomaly score's calibration is measured on
 
 
 def _torch():
@@ -140,6 +139,7 @@ class ShiftAutoencoder(EmbeddingModel):
         "latent_dim": 16, "epochs": 60, "batch_size": 64, "learning_rate": 2e-3,
         "channels": 32, "z_max": 3.5, "threads": 2, "max_train": 200_000,
         "contrast": 1.0, "temperature": 0.1, "crop_min": 0.25, "noise_max": 0.05, "tilt": 0.5,
+        "critic_epochs": 15,
     }  # fmt: skip
 
     def __init__(self, grid, **params: Any) -> None:
@@ -158,7 +158,7 @@ class ShiftAutoencoder(EmbeddingModel):
 
     def _tensors(self, data: Dataset):
         torch = _torch()
-        flux = np.clip(data.flux, *_CLIP)
+        flux = np.clip(data.flux, *CLIP)
         mask = np.isfinite(flux)
         x = torch.from_numpy(np.where(mask, flux, 0).astype(np.float32))
         m = torch.from_numpy(mask.astype(np.float32))
@@ -216,20 +216,19 @@ class ShiftAutoencoder(EmbeddingModel):
                 contrast.append(total_c / max(len(x), 1))
                 advance(1, loss=f"{history[-1]:.4g}", contrast=f"{contrast[-1]:.3g}")
         self.anchored = int(data.rest_frame.sum()) >= MIN_ANCHORS
-        sample = data.subset(np.linspace(0, len(data) - 1, min(len(data), CALIBRATE_ON), dtype=int))
-        self._calibrate(self._flux(sample), self._run(sample)[3])
+        extra = {"shift_bins": self.n_shift, "contrast_history": [round(c, 6) for c in contrast]}
+        extra.update(self._fit_anomaly(data, seed, progress))
         if not self.spherical:  # order latent axes by energy: the first ones make the map
             codes = self._run(data, recon=False)[0]
             _, _, vt = np.linalg.svd(codes.astype(np.float64), full_matrices=False)
             signs = np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(1)])
             self.rotation = (vt.T * np.where(signs == 0, 1, signs)).astype(np.float32)
-        extra = {"shift_bins": self.n_shift, "contrast_history": [round(c, 6) for c in contrast]}
         return FitReport(history=history, extra=extra)
 
     @staticmethod
     def _flux(data: Dataset) -> np.ndarray:
         """The flux as the networks see it (clipped), NaN where masked."""
-        return np.clip(data.flux, *_CLIP)
+        return np.clip(data.flux, *CLIP)
 
     def _run(self, data: Dataset, chunk: int = 512, recon: bool = True):
         """Latent codes, best-shift losses, shifts and (unless `recon` is false: memory) the
@@ -261,6 +260,9 @@ class ShiftAutoencoder(EmbeddingModel):
         full = np.concatenate(recons) if recon else None
         return np.concatenate(codes), np.concatenate(errs), np.concatenate(shifts), full
 
+    def reconstruct(self, data: Dataset) -> np.ndarray:
+        return self._run(data)[3]
+
     def embed(self, data: Dataset) -> Embedding:
         codes, errs, shifts, recon = self._run(data)
         z = np.expm1(shifts * self.grid.step).astype(np.float32)
@@ -271,7 +273,7 @@ class ShiftAutoencoder(EmbeddingModel):
         return Embedding(
             vectors=(codes @ self.rotation).astype(np.float32),
             error=error,
-            anomaly=self._anomaly(self._flux(data), recon, error),
+            anomaly=self._anomaly(data, self._flux(data), recon, error),
             z_model=z,
         )
 
