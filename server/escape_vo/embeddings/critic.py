@@ -49,8 +49,8 @@ def damage(flux: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.n
         x = out[i]
         defect = DEFECTS[kind]
         if defect == "bump":
-            width = rng.uniform(0.5, 8.0)
-            x += rng.uniform(1.0, 15.0) * level * np.exp(-0.5 * ((pix - centre) / width) ** 2)
+            width = rng.uniform(0.5, 4.0)
+            x += rng.uniform(1.0, 30.0) * level * np.exp(-0.5 * ((pix - centre) / width) ** 2)
         elif defect == "trough":
             width = rng.uniform(1.0, 2.0 + 0.03 * span)
             x *= 1 - rng.uniform(0.5, 0.95) * np.exp(-0.5 * ((pix - centre) / width) ** 2)
@@ -123,6 +123,7 @@ class Critic:
         import torch
 
         torch.manual_seed(seed)
+        self.net = _network(self.channels)  # initial weights from the seed too
         rng = np.random.default_rng(seed)
         mask = np.isfinite(flux)
         clean = np.where(mask, np.clip(flux, *CLIP), 0.0).astype(np.float32)
