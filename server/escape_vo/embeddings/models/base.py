@@ -21,9 +21,7 @@ from escape_vo.embeddings.grid import CLIP, Grid
 from escape_vo.embeddings.preprocess import Dataset
 
 VECTOR_DIM = 16  # every vector is stored with 16 floats (zero-padded): one HNSW index layout
-CALIBRATE_ON = (
-    20_000  # training spectra the anomaly score is calibrated (and its critic trained) on
-)
+CALIBRATE_ON = 20_000  # training spectra the anomaly score is calibrated on (and critic trained)
 
 
 @dataclass
