@@ -53,7 +53,7 @@ def load_demo(settings: Settings, url: str, count: int = 2400, seed: int = 42) -
 
 
 def _embed_demo(settings: Settings, url: str) -> None:
-    """Train and apply the masked PCA (about a minute on two cores, most of it its anomaly
+    """Train and apply the masked PCA (about 90 s on two cores, most of it its anomaly
     critic) when no model exists yet; the autoencoders (minutes more) are left to
     `escape-vo embed train`, as the docs say."""
     from escape_vo.embeddings.apply import apply, trained_names
