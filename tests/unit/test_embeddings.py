@@ -165,6 +165,7 @@ def test_negative_flux_raises_the_anomaly_score_of_any_model() -> None:
     model = MODELS["pca"](GRID, latent_dim=3, critic_epochs=1)
     model.fit(data, seed=0)
     before = model.embed(data).anomaly
+    assert np.median(before) == pytest.approx(0, abs=0.5) and (before < 0).any()  # not clipped
     negative = np.zeros(len(data), np.float32)
     negative[7] = 40.0
     data = Dataset(data.spectrum_id, data.flux, data.rest_frame, data.noise, negative)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from escape_vo.embeddings.critic import Critic, damage
+from escape_vo.embeddings.critic import SPREAD_FLOOR, Critic, damage
 
 P = 256
 PIX = np.arange(P)
@@ -84,3 +84,13 @@ def test_the_same_seed_trains_the_same_critic() -> None:
         runs.append((history, critic.score(train, _continuum(train, rest))))
     assert runs[0][0] == runs[1][0]
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
+
+
+def test_a_barely_trained_critic_does_not_shout() -> None:
+    """One epoch on a few spectra: logits nearly equal, so the spread floor keeps z modest."""
+    train = _spectra(np.random.default_rng(8), 32)
+    rest = np.zeros(len(train), bool)
+    critic = Critic(channels=4)
+    critic.fit(train, rest, _continuum(train, rest), _continuum, seed=0, epochs=1)
+    assert critic.calibration[1] >= SPREAD_FLOOR
+    assert np.abs(critic.score(train, _continuum(train, rest))).max() < 10

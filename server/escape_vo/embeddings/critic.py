@@ -24,10 +24,15 @@ from collections.abc import Callable
 
 import numpy as np
 
+from escape_vo.embeddings.convnet import masked_reader
 from escape_vo.embeddings.grid import CLIP
 from escape_vo.embeddings.progress import progress_bar
 
 DEFECTS = ("bump", "trough", "step", "flat", "noise", "dip")
+# Log-odds differences smaller than this are no evidence: a barely trained critic gives nearly
+# the same logit to every spectrum, and dividing by that spread would blow up its z-scores. A
+# trained one spreads its training spectra over ~0.7-0.9.
+SPREAD_FLOOR = 0.5
 Reconstruct = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (flux NaN-masked, rest) -> recon
 
 
@@ -70,41 +75,13 @@ def damage(flux: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.n
     return np.where(mask, np.clip(out, *CLIP), 0.0).astype(np.float32)
 
 
-def _network(channels: int):
-    import torch
-    from torch import nn
-
-    class Critic(nn.Module):
-        """Convolutions over (flux, mask, reconstruction), pooled over the covered bins."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            c = channels
-            self.conv = nn.Sequential(
-                nn.Conv1d(3, c, 9, padding=4), nn.GELU(), nn.MaxPool1d(2),
-                nn.Conv1d(c, c, 9, padding=4), nn.GELU(), nn.MaxPool1d(2),
-                nn.Conv1d(c, 2 * c, 9, padding=4), nn.GELU(), nn.MaxPool1d(2),
-                nn.Conv1d(2 * c, 2 * c, 9, padding=4), nn.GELU(),
-            )  # fmt: skip
-            self.head = nn.Sequential(nn.Linear(4 * c, 64), nn.GELU(), nn.Linear(64, 1))
-
-        def forward(self, x, m, r):
-            h = self.conv(torch.stack([x * m, m, r * m], 1))
-            mm = nn.functional.max_pool1d(m[:, None], 8)
-            hmax = (h - 1e4 * (1 - mm)).amax(-1)
-            havg = (h * mm).sum(-1) / mm.sum(-1).clamp(min=1)
-            return self.head(torch.cat([hmax, havg], 1))[:, 0]
-
-    return Critic()
-
-
 class Critic:
     """The network, its training and its calibration (median and MAD of its logit over the
     training spectra), saved with the model as plain arrays."""
 
     def __init__(self, channels: int = 32) -> None:
         self.channels = channels
-        self.net = _network(channels)
+        self.net = masked_reader(1, channels, 1)
         self.calibration = np.array([0.0, 1.0])
 
     def fit(
@@ -123,7 +100,7 @@ class Critic:
         import torch
 
         torch.manual_seed(seed)
-        self.net = _network(self.channels)  # initial weights from the seed too
+        self.net = masked_reader(1, self.channels, 1)  # initial weights from the seed too
         rng = np.random.default_rng(seed)
         mask = np.isfinite(flux)
         clean = np.where(mask, np.clip(flux, *CLIP), 0.0).astype(np.float32)
@@ -144,7 +121,7 @@ class Critic:
                     r = torch.from_numpy(np.concatenate([clean_recon[b], bad_recon]))
                     y = torch.cat([torch.zeros(len(b)), torch.ones(len(b))])
                     loss = torch.nn.functional.binary_cross_entropy_with_logits(
-                        self.net(x, m, r), y
+                        self.net(x, m, r)[:, 0], y
                     )
                     opt.zero_grad()
                     loss.backward()
@@ -154,9 +131,8 @@ class Critic:
                 advance(1, loss=f"{history[-1]:.4g}")
         logits = self.logits(flux, clean_recon)
         median = float(np.median(logits))
-        self.calibration = np.array([median, float(1.4826 * np.median(np.abs(logits - median)))])
-        if self.calibration[1] <= 0:
-            self.calibration[1] = 1.0
+        spread = float(1.4826 * np.median(np.abs(logits - median)))
+        self.calibration = np.array([median, max(spread, SPREAD_FLOOR)])
         return history
 
     def logits(self, flux: np.ndarray, recon: np.ndarray, chunk: int = 512) -> np.ndarray:
@@ -171,7 +147,9 @@ class Critic:
             for i in range(0, len(x), chunk):
                 sl = slice(i, i + chunk)
                 m = torch.from_numpy(mask[sl].astype(np.float32))
-                out.append(self.net(torch.from_numpy(x[sl]), m, torch.from_numpy(r[sl])).numpy())
+                out.append(
+                    self.net(torch.from_numpy(x[sl]), m, torch.from_numpy(r[sl]))[:, 0].numpy()
+                )
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
     def score(self, flux: np.ndarray, recon: np.ndarray) -> np.ndarray:

@@ -109,13 +109,15 @@ class EmbeddingModel(ABC):
     ) -> np.ndarray:
         """The departure from the reconstruction and the critic's verdict, combined as
         Stouffer's z = (z1 + z2) / sqrt(2), or the negative-flux significance measured at
-        preprocessing where that is larger. All are z-scores: 0 typical, 3 rare."""
+        preprocessing where that is larger (it is exactly 0 for nearly every spectrum, which
+        then keeps its negative z if it has one). All are z-scores: 0 typical, 3 rare."""
         if self.calibration is None:
             return error
         z = anomaly.score(*anomaly.deviations(flux, recon), self.calibration)
         if self.critic is not None:
             z = (z + self.critic.score(flux, recon)) / np.sqrt(2.0)
-        return np.where(data.negative_z > z, data.negative_z, z).astype(np.float32)
+        negative = data.negative_z
+        return np.where((negative > 0) & (negative > z), negative, z).astype(np.float32)
 
     def to_bytes(self) -> bytes:
         """A .npz of the fitted arrays plus the parameters: no pickle, safe to load."""

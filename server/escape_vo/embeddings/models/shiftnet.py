@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from escape_vo.embeddings.convnet import masked_reader
 from escape_vo.embeddings.grid import CLIP
 from escape_vo.embeddings.models.base import Embedding, EmbeddingModel, FitReport
 from escape_vo.embeddings.preprocess import Dataset
@@ -48,33 +49,14 @@ def _torch():
 
 
 def _build(n_pix: int, n_shift: int, latent: int, channels: int):
-    torch = _torch()
     from torch import nn
 
-    class Encoder(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            c = channels
-            self.conv = nn.Sequential(
-                nn.Conv1d(2, c, 9, padding=4), nn.GELU(), nn.MaxPool1d(2),
-                nn.Conv1d(c, c, 9, padding=4), nn.GELU(), nn.MaxPool1d(2),
-                nn.Conv1d(c, 2 * c, 9, padding=4), nn.GELU(), nn.MaxPool1d(2),
-                nn.Conv1d(2 * c, 2 * c, 9, padding=4), nn.GELU(),
-            )  # fmt: skip
-            self.head = nn.Sequential(nn.Linear(4 * c, 64), nn.GELU(), nn.Linear(64, latent))
-
-        def forward(self, x, m):
-            h = self.conv(torch.stack([x * m, m], 1))
-            mm = nn.functional.max_pool1d(m[:, None], 8)
-            hmax = (h - 1e4 * (1 - mm)).amax(-1)
-            havg = (h * mm).sum(-1) / mm.sum(-1).clamp(min=1)
-            return self.head(torch.cat([hmax, havg], 1))
-
+    encoder = masked_reader(0, channels, latent)
     decoder = nn.Sequential(
         nn.Linear(latent, 128), nn.GELU(), nn.Linear(128, 256), nn.GELU(),
         nn.Linear(256, n_pix + n_shift),
     )  # fmt: skip
-    return Encoder(), decoder
+    return encoder, decoder
 
 
 def random_views(x, m, gen, crop_min: float, noise_max: float, tilt: float):
