@@ -10,12 +10,13 @@ the same spectra with one synthetic defect (an emission bump or an absorption tr
 the spectrum has none, a step in the flux level, a flat or zeroed stretch, heavy noise, a
 narrow negative dip), each reconstructed by the model, and the critic is trained to say which
 is which. Its logit on a spectrum, as a robust z-score against the training spectra, is the
-critic's half of the anomaly score (embeddings.anomaly); this is self-supervised anomaly
+critic's half of the anomaly score (models.base combines it with embeddings.anomaly's
+departure); this is self-supervised anomaly
 detection with synthetic outliers, in the spirit of Hendrycks et al. 2019 and CutPaste (Li et
 al. 2021), adapted to one-dimensional spectra with gaps.
 
 On the demo archive the critic moves the injected troughs and white dwarfs from ranks 12-160
-into the top ten (docs/operator/embeddings.md has the figures).
+to the top twenty or so (docs/operator/embeddings.md has the figures).
 """
 
 from __future__ import annotations

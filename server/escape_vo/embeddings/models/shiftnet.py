@@ -51,12 +51,12 @@ def _torch():
 def _build(n_pix: int, n_shift: int, latent: int, channels: int):
     from torch import nn
 
-    encoder = masked_reader(0, channels, latent)
     decoder = nn.Sequential(
         nn.Linear(latent, 128), nn.GELU(), nn.Linear(128, 256), nn.GELU(),
         nn.Linear(256, n_pix + n_shift),
     )  # fmt: skip
-    return encoder, decoder
+    # the decoder first: that is the order the seed initialised them in from the start
+    return masked_reader(0, channels, latent), decoder
 
 
 def random_views(x, m, gen, crop_min: float, noise_max: float, tilt: float):
