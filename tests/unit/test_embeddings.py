@@ -267,3 +267,17 @@ def test_adql_embedding_distance_checks_its_arguments() -> None:
             "SELECT ivo_embedding_distance(vector, 'pca') FROM embeddings.spectrum_embeddings",
             CATALOG,
         )
+
+
+def test_the_seed_initialises_the_decoder_first_as_it_always_has() -> None:
+    """The same seed must keep giving the same autoencoder across refactors of the networks:
+    the decoder's first layer takes the seed's first draws, the encoder the ones after."""
+    import torch
+
+    from escape_vo.embeddings.models.shiftnet import _build
+
+    torch.manual_seed(0)
+    _encoder, decoder = _build(64, 8, 16, 4)
+    torch.manual_seed(0)
+    first = torch.nn.Linear(16, 128)
+    assert torch.equal(decoder[0].weight, first.weight)
