@@ -145,6 +145,7 @@ def test_models_round_trip_through_bytes() -> None:
         assert again.critic is not None
         np.testing.assert_array_equal(model.critic.calibration, again.critic.calibration)
         np.testing.assert_array_equal(first.anomaly, second.anomaly)
+        np.testing.assert_array_equal(model.errors(data), first.error)  # what training reports
         assert np.isfinite(first.anomaly).all() and np.isfinite(first.error).all()
 
 

@@ -59,8 +59,8 @@ def train(
     started = time.perf_counter()
     report = model.fit(train_set, seed=seed, progress=progress)
     seconds = time.perf_counter() - started
-    train_error = float(np.mean(model.embed(train_set).error))
-    test_error = float(np.mean(model.embed(test_set).error)) if n_test else None
+    train_error = float(np.mean(model.errors(train_set)))
+    test_error = float(np.mean(model.errors(test_set))) if n_test else None
     metrics = {
         "history": [round(h, 8) for h in report.history],
         **report.extra,

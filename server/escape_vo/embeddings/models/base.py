@@ -71,6 +71,11 @@ class EmbeddingModel(ABC):
         """Vectors and reconstruction errors of `data` (deterministic)."""
 
     @abstractmethod
+    def errors(self, data: Dataset) -> np.ndarray:
+        """embed(data).error alone: what training reports, without the vectors and the anomaly
+        score (the critic and the response fit would be wasted on the whole training set)."""
+
+    @abstractmethod
     def reconstruct(self, data: Dataset) -> np.ndarray:
         """The model's rebuild of each spectrum on the grid (what embed compares it with)."""
 

@@ -75,6 +75,10 @@ class MaskedPCA(EmbeddingModel):
     def reconstruct(self, data: Dataset) -> np.ndarray:
         return self._project(data)[1]
 
+    def errors(self, data: Dataset) -> np.ndarray:
+        _, recon, flux = self._project(data)
+        return masked_mse(flux, recon)
+
     def embed(self, data: Dataset) -> Embedding:
         coeffs, recon, flux = self._project(data)
         error = masked_mse(flux, recon)

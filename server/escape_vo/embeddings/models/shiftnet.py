@@ -245,6 +245,9 @@ class ShiftAutoencoder(EmbeddingModel):
     def reconstruct(self, data: Dataset) -> np.ndarray:
         return self._run(data)[3]
 
+    def errors(self, data: Dataset) -> np.ndarray:
+        return self._run(data, recon=False)[1].astype(np.float32)
+
     def embed(self, data: Dataset) -> Embedding:
         codes, errs, shifts, recon = self._run(data)
         z = np.expm1(shifts * self.grid.step).astype(np.float32)
