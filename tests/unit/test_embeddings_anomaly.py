@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from escape_vo.embeddings.anomaly import calibrate, deviations, response_fit, score
+from escape_vo.embeddings.anomaly import (
+    HIDE,
+    calibrate,
+    deviations,
+    hide_strongest,
+    response_fit,
+    score,
+)
 
 P = 300
 T = np.linspace(-1, 1, P)
@@ -37,6 +44,12 @@ def _normal_set(seed: int = 0, n: int = 200) -> tuple[np.ndarray, np.ndarray]:
     return _observed(rng, recon, lines), recon
 
 
+def _departures(flux: np.ndarray, recon: np.ndarray, context: np.ndarray | None = None):
+    """deviations() for a stand-in model that rebuilds `recon` whatever it is shown, or
+    `context` when the strongest feature is hidden."""
+    return deviations(flux, recon, hide_strongest(flux), recon if context is None else context)
+
+
 def test_response_fit_absorbs_a_smooth_instrument_response() -> None:
     flux, recon = _normal_set(n=20)
     mask = np.ones_like(flux, dtype=bool)
@@ -50,16 +63,18 @@ def test_masked_bins_are_ignored() -> None:
     gapped = flux.copy()
     gapped[:, 100:160] = np.nan
     gapped[:, 130] = np.nan
-    narrow, broad = deviations(gapped, recon)
+    narrow, broad, unexplained = _departures(gapped, recon)
     assert np.isfinite(narrow).all() and np.isfinite(broad).all()
-    ref_n, ref_b = deviations(flux, recon)
+    assert np.isfinite(unexplained).all()
+    ref_n, ref_b, ref_u = _departures(flux, recon)
     assert np.all(narrow <= ref_n * 3) and np.all(broad <= ref_b * 3)
+    assert np.all(unexplained <= ref_u + 0.5)
 
 
 def test_oddities_score_far_above_normal_spectra() -> None:
     flux, recon = _normal_set()
-    calibration = calibrate(*deviations(flux, recon))
-    normal = score(*deviations(flux, recon), calibration)
+    calibration = calibrate(*_departures(flux, recon))
+    normal = score(*_departures(flux, recon), calibration)
     assert abs(float(np.median(normal))) < 0.3  # a robust z-score against the training set
 
     rng = np.random.default_rng(1)
@@ -69,7 +84,7 @@ def test_oddities_score_far_above_normal_spectra() -> None:
     odd[1, 77] += 15  # a spike where the model has nothing
     odd[2, 200:202] -= 2.5  # an over-subtracted sky line: negative flux
     odd[3] = test_recon[3] + 0.25 * lines[3]  # a line 25 % too strong: within the normal range
-    scores = score(*deviations(odd, test_recon), calibration)
+    scores = score(*_departures(odd, test_recon), calibration)
     assert (scores[:3] > np.quantile(normal, 0.99)).all(), scores
     assert scores[3] < np.quantile(normal, 0.9), scores  # relative: not an oddity
 
@@ -77,9 +92,42 @@ def test_oddities_score_far_above_normal_spectra() -> None:
 def test_calibration_is_median_and_mad_of_the_logarithms() -> None:
     narrow = np.exp(np.array([0.0, 1.0, 2.0, 3.0, 4.0]))
     broad = np.full(5, 2.0)
-    cal = calibrate(narrow, broad)
+    unexplained = np.zeros(5)
+    cal = calibrate(narrow, broad, unexplained)
     assert np.allclose(cal[:2], [2.0, 1.4826], atol=1e-3)
-    assert cal[3] == 1.0  # no spread at all: z-scores stay finite
+    assert cal[3] == 1.0 and cal[5] == 1.0  # no spread at all: z-scores stay finite
     larger = np.maximum((np.log(narrow + 1e-6) - 2) / 1.4826, 0.0)  # [0, 0, 0, 0.67, 1.35]
-    assert np.allclose(cal[4:], [0.0, 1.0])  # median 0, MAD 0 -> spread 1
-    assert np.allclose(score(narrow, broad, cal), larger, atol=1e-4)
+    assert np.allclose(cal[6:], [0.0, 1.0])  # median 0, MAD 0 -> spread 1
+    assert np.allclose(score(narrow, broad, unexplained, cal), larger, atol=1e-4)
+    # a model calibrated before `unexplained` existed (two statistics) leaves it out
+    old = np.concatenate([cal[:4], cal[6:]])
+    assert np.allclose(score(narrow, broad, unexplained + 50, old), larger, atol=1e-4)
+
+
+def test_hide_strongest_masks_the_most_prominent_feature_and_its_neighbours() -> None:
+    flux, _ = _normal_set(n=20)
+    flux[:, 200] += 12.0  # far stronger than any line the model spectra have
+    flux[3, :40] = np.nan  # a gap stays a gap
+    hidden = hide_strongest(flux)
+    newly = np.isnan(hidden) & np.isfinite(flux)
+    assert newly[:, 200 - HIDE : 201 + HIDE].all()
+    assert newly.sum(1).tolist() == [2 * HIDE + 1] * len(flux)
+    assert np.isnan(hidden[3, :40]).all()
+    assert np.isnan(hide_strongest(np.full((1, P), np.nan))).all()  # nothing to hide: no error
+
+
+def test_a_line_the_rest_of_the_spectrum_does_not_predict_is_unexplained() -> None:
+    """A model may copy a lone line into its reconstruction (nothing left for `narrow`); hidden,
+    the line is not predicted by the rest: `unexplained` sees it, and nothing else does."""
+    flux, recon = _normal_set()
+    calibration = calibrate(*_departures(flux, recon))
+    lone = flux[:2].copy()
+    lone[:, 150] += 15.0
+    copied = recon[:2].copy()
+    copied[:, 150] += 15.0  # the full reconstruction has the line...
+    narrow, broad, unexplained = _departures(lone, copied, context=recon[:2])  # ...the rest not
+    reference = _departures(flux, recon)
+    assert (narrow < np.quantile(reference[0], 0.99)).all()
+    assert (unexplained > 5 * np.quantile(reference[2], 0.99)).all(), unexplained
+    scores = score(narrow, broad, unexplained, calibration)
+    assert (scores > np.quantile(score(*reference, calibration), 0.99)).all(), scores

@@ -10,12 +10,18 @@ ignore. So the residual is measured differently:
     covered span) fitted robustly, so a spectrum left in detector counts is not odd for that;
   * each residual is relative: divided by (0.1 + 0.2 * max(|flux|, |model|)), so a line that
     is 20 % too strong counts like 0.1 of continuum where nothing was expected;
-  * two statistics are kept: `narrow`, the mean of the three largest squared relative residuals
-    (a spike, a deep sky-subtraction residual), and `broad`, the largest run of 9 bins
-    departing the same way (a trough, a broad absorption the model has no place for);
-  * each is turned into a robust z-score (median and MAD of its logarithm over the training
-    spectra, kept with the model), and the larger of the two, once more, into a robust
-    z-score against the training spectra.
+  * three statistics are kept: `narrow`, the mean of the three largest squared relative
+    residuals (a spike, a deep sky-subtraction residual), `broad`, the largest run of 9 bins
+    departing the same way (a trough, a broad absorption the model has no place for), and
+    `unexplained`: the spectrum's most prominent feature is hidden from the model (masked, like
+    missing coverage) and rebuilt from the rest of the spectrum; how far the feature is from
+    that prediction, as |ln| of the flux ratio, is what the rest of the spectrum does not
+    imply. A quasar's or galaxy's strongest line is predicted by its other lines; a lone line
+    on a featureless continuum is not, even where the full reconstruction copies it (the shift
+    search can place a line anywhere, so `narrow` barely sees it);
+  * each is turned into a robust z-score (median and MAD over the training spectra, of the
+    logarithm for the first two, kept with the model), and the largest, once more, into a
+    robust z-score against the training spectra.
 
 A score of 3 means "as far out as three standard deviations of the training spectra". This
 is one of the model's two opinions: models.base combines it with the critic's
@@ -25,6 +31,8 @@ docs/operator/embeddings.md has what each catches on the demo archive.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from numpy.polynomial import legendre
 
@@ -32,6 +40,8 @@ DEGREE = 4  # of the polynomial response the reconstruction may be multiplied by
 FLOOR, RELATIVE = 0.1, 0.2  # relative residual = (flux - model) / (FLOOR + RELATIVE * level)
 RUN = 9  # bins of a broad departure (9 bins ~ 9,000 km/s on the default grid)
 CLIP = 3.0  # bins this many relative units off do not steer the response fit
+HIDE = 1  # bins either side of the most prominent one hidden for the `unexplained` statistic
+LOCAL = 15  # bins of the running median a feature's prominence is measured against
 
 
 def response_fit(flux: np.ndarray, recon: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -65,12 +75,39 @@ def _running_mean(x: np.ndarray, width: int) -> np.ndarray:
     return (total[:, width:] - total[:, :-width]) / width
 
 
+def hide_strongest(flux: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """A copy of `flux` (NaN where masked) with its most prominent feature masked too: the bin
+    departing most from the running median of its neighbourhood (gaps count as the spectrum's
+    median, 1 after normalisation), relative to its level, and HIDE bins either side. The
+    model's rebuild of that copy predicts the feature from the rest of the spectrum."""
+    out = np.array(flux, dtype=np.float32, copy=True)
+    half = LOCAL // 2
+    pix = np.arange(out.shape[1])
+    for i in range(0, len(out), chunk):
+        f = out[i : i + chunk]
+        covered = np.isfinite(f)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a spectrum with no pixel at all
+            filled = np.where(covered, f, np.nan_to_num(np.nanmedian(f, axis=1, keepdims=True)))
+        padded = np.pad(filled, ((0, 0), (half, half)), mode="edge")
+        local = np.median(np.lib.stride_tricks.sliding_window_view(padded, LOCAL, axis=1), axis=2)
+        level = FLOOR + RELATIVE * np.maximum(np.abs(filled), np.abs(local))
+        prominence = np.where(covered, np.abs(filled - local) / level, -1.0)
+        peak = prominence.argmax(1)
+        f[np.abs(pix[None] - peak[:, None]) <= HIDE] = np.nan
+    return out
+
+
 def deviations(
-    flux: np.ndarray, recon: np.ndarray, chunk: int = 256
-) -> tuple[np.ndarray, np.ndarray]:
-    """(narrow, broad) departure of each spectrum from its reconstruction; NaN = masked."""
+    flux: np.ndarray, recon: np.ndarray, hidden: np.ndarray, context: np.ndarray, chunk: int = 256
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(narrow, broad, unexplained) departure of each spectrum (NaN = masked) from its
+    reconstruction `recon`, and of its strongest feature from `context`, the rebuild of
+    `hidden` = hide_strongest(flux)."""
     narrow = np.empty(len(flux))
     broad = np.empty(len(flux))
+    unexplained = np.empty(len(flux))
+    hidden = np.isnan(hidden) & np.isfinite(flux)
     for i in range(0, len(flux), chunk):
         f = flux[i : i + chunk].astype(np.float64)
         r = recon[i : i + chunk].astype(np.float64)
@@ -83,7 +120,14 @@ def deviations(
         whole = _running_mean(mask.astype(np.float64), RUN) > 0.999
         run = np.where(whole, _running_mean(rel, RUN), 0.0)
         broad[i : i + chunk] = np.abs(run).max(1) * np.sqrt(RUN)
-    return narrow, broad
+        h = hidden[i : i + chunk]
+        seen = mask & ~h
+        predicted = response_fit(
+            np.where(seen, f, 0.0), context[i : i + chunk].astype(np.float64), seen
+        )
+        ratio = (np.maximum(f, 0) + FLOOR) / (np.maximum(predicted, 0) + FLOOR)
+        unexplained[i : i + chunk] = np.where(h, np.abs(np.log(ratio)), 0.0).max(1)
+    return narrow, broad, unexplained
 
 
 def _centre_spread(values: np.ndarray) -> list[float]:
@@ -95,19 +139,29 @@ def _log(values: np.ndarray) -> np.ndarray:
     return np.log(values + 1e-6)  # a perfect fit (0) stays finite
 
 
-def _larger_z(narrow: np.ndarray, broad: np.ndarray, cal: np.ndarray) -> np.ndarray:
-    return np.maximum((_log(narrow) - cal[0]) / cal[1], (_log(broad) - cal[2]) / cal[3])
+def _larger_z(stats: tuple[np.ndarray, ...], cal: np.ndarray) -> np.ndarray:
+    """The largest robust z-score of the statistics (the first two taken as logarithms); `cal`
+    holds a median and a spread per statistic. A model calibrated before `unexplained` existed
+    has two pairs, and that statistic is left out of its score."""
+    n = len(cal) // 2
+    values = [_log(stats[0]), _log(stats[1]), stats[2]][:n]
+    return np.max([(v - cal[2 * k]) / cal[2 * k + 1] for k, v in enumerate(values)], axis=0)
 
 
-def calibrate(narrow: np.ndarray, broad: np.ndarray) -> np.ndarray:
-    """Median and MAD over the training spectra of log(narrow), of log(broad), and of the
-    larger of their z-scores (so that the final score is itself centred on 0)."""
-    cal = np.array(_centre_spread(_log(narrow)) + _centre_spread(_log(broad)))
-    return np.concatenate([cal, _centre_spread(_larger_z(narrow, broad, cal))])
+def calibrate(narrow: np.ndarray, broad: np.ndarray, unexplained: np.ndarray) -> np.ndarray:
+    """Median and MAD over the training spectra of log(narrow), of log(broad), of unexplained,
+    and of the largest of their z-scores (so that the final score is itself centred on 0)."""
+    stats = (narrow, broad, unexplained)
+    cal = np.array(
+        _centre_spread(_log(narrow)) + _centre_spread(_log(broad)) + _centre_spread(unexplained)
+    )
+    return np.concatenate([cal, _centre_spread(_larger_z(stats, cal))])
 
 
-def score(narrow: np.ndarray, broad: np.ndarray, calibration: np.ndarray) -> np.ndarray:
-    """The larger robust z-score of the two departures, as a robust z-score against the
-    training spectra: 0 is typical, 3 is as odd as three standard deviations."""
-    larger = _larger_z(narrow, broad, calibration)
-    return ((larger - calibration[4]) / calibration[5]).astype(np.float32)
+def score(
+    narrow: np.ndarray, broad: np.ndarray, unexplained: np.ndarray, calibration: np.ndarray
+) -> np.ndarray:
+    """The largest robust z-score of the departures, as a robust z-score against the training
+    spectra: 0 is typical, 3 is as odd as three standard deviations."""
+    larger = _larger_z((narrow, broad, unexplained), calibration[:-2])
+    return ((larger - calibration[-2]) / calibration[-1]).astype(np.float32)

@@ -93,21 +93,31 @@ class EmbeddingModel(ABC):
             data = data.subset(np.linspace(0, len(data) - 1, CALIBRATE_ON, dtype=int))
         flux = np.clip(data.flux, *CLIP)
         recon = self.reconstruct(data)
-        self.calibration = anomaly.calibrate(*anomaly.deviations(flux, recon))
+        self.calibration = anomaly.calibrate(*self._deviations(flux, recon, data.rest_frame))
         self.critic = None
         epochs = int(self.params.get("critic_epochs", 0))
         if epochs <= 0 or len(data) < 2:
             return {}
 
-        def rebuild(damaged: np.ndarray, rest: np.ndarray) -> np.ndarray:
-            n = len(damaged)
-            unknown = np.full(n, np.nan, np.float32)
-            return self.reconstruct(Dataset(np.arange(n), damaged, rest, unknown))
-
         critic = Critic()
-        history = critic.fit(flux, data.rest_frame, recon, rebuild, seed, epochs, progress=progress)
+        history = critic.fit(
+            flux, data.rest_frame, recon, self._rebuild, seed, epochs, progress=progress
+        )
         self.critic = critic
         return {"critic_history": [round(h, 6) for h in history]}
+
+    def _rebuild(self, flux: np.ndarray, rest: np.ndarray) -> np.ndarray:
+        """reconstruct() of bare arrays: the critic's damaged spectra, partly hidden ones."""
+        n = len(flux)
+        unknown = np.full(n, np.nan, np.float32)
+        return self.reconstruct(Dataset(np.arange(n), flux, rest, unknown))
+
+    def _deviations(
+        self, flux: np.ndarray, recon: np.ndarray, rest: np.ndarray
+    ) -> tuple[np.ndarray, ...]:
+        """anomaly.deviations, with the rebuild of each spectrum's strongest feature hidden."""
+        hidden = anomaly.hide_strongest(flux)
+        return anomaly.deviations(flux, recon, hidden, self._rebuild(hidden, rest))
 
     def _anomaly(
         self, data: Dataset, flux: np.ndarray, recon: np.ndarray, error: np.ndarray
@@ -118,7 +128,7 @@ class EmbeddingModel(ABC):
         then keeps its negative z if it has one). All are z-scores: 0 typical, 3 rare."""
         if self.calibration is None:
             return error
-        z = anomaly.score(*anomaly.deviations(flux, recon), self.calibration)
+        z = anomaly.score(*self._deviations(flux, recon, data.rest_frame), self.calibration)
         if self.critic is not None:
             z = (z + self.critic.score(flux, recon)) / np.sqrt(2.0)
         negative = data.negative_z
