@@ -5,8 +5,8 @@ spherical) is trained with seed 0 and applied. For every spectrum its 10 nearest
 from the service's own search (the HNSW index, the SQL of /embeddings/similar); the agreement is
 the fraction of neighbours whose true class (truth.json obj_class, not the often empty
 archive.spectra.target_class) equals the spectrum's. The injected odd spectra (truth
-`anomalous`) are ranked by anomaly score (reconstruction error): the target is all of them in
-the top 1 %. Also reported: held-out reconstruction error, training and apply time.
+`anomalous`) are ranked by anomaly score (docs/operator/embeddings.md): the target is all of
+them in the top 1 %. Also reported: held-out reconstruction error, training and apply time.
 
 BENCH_EMBED_SPECTRA changes the number of spectra, BENCH_EMBED_MODELS the models (comma list),
 BENCH_EMBED_EPOCHS the epochs of the autoencoders, BENCH_EMBED_DEMO_SEED the seed of the demo
