@@ -107,7 +107,7 @@ def deviations(
     narrow = np.empty(len(flux))
     broad = np.empty(len(flux))
     unexplained = np.empty(len(flux))
-    hidden = np.isnan(hidden) & np.isfinite(flux)
+    newly_hidden = np.isnan(hidden) & np.isfinite(flux)
     for i in range(0, len(flux), chunk):
         f = flux[i : i + chunk].astype(np.float64)
         r = recon[i : i + chunk].astype(np.float64)
@@ -120,7 +120,7 @@ def deviations(
         whole = _running_mean(mask.astype(np.float64), RUN) > 0.999
         run = np.where(whole, _running_mean(rel, RUN), 0.0)
         broad[i : i + chunk] = np.abs(run).max(1) * np.sqrt(RUN)
-        h = hidden[i : i + chunk]
+        h = newly_hidden[i : i + chunk]
         seen = mask & ~h
         predicted = response_fit(
             np.where(seen, f, 0.0), context[i : i + chunk].astype(np.float64), seen
