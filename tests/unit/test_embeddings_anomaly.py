@@ -47,7 +47,7 @@ def _normal_set(seed: int = 0, n: int = 200) -> tuple[np.ndarray, np.ndarray]:
 def _departures(flux: np.ndarray, recon: np.ndarray, context: np.ndarray | None = None):
     """deviations() for a stand-in model that rebuilds `recon` whatever it is shown, or
     `context` when the strongest feature is hidden."""
-    return deviations(flux, recon, hide_strongest(flux), recon if context is None else context)
+    return deviations(flux, recon, hide_strongest(flux)[1], recon if context is None else context)
 
 
 def test_response_fit_absorbs_a_smooth_instrument_response() -> None:
@@ -104,16 +104,18 @@ def test_calibration_is_median_and_mad_of_the_logarithms() -> None:
     assert np.allclose(score(narrow, broad, unexplained + 50, old), larger, atol=1e-4)
 
 
-def test_hide_strongest_masks_the_most_prominent_feature_and_its_neighbours() -> None:
+def test_hide_strongest_replaces_the_most_prominent_feature_by_the_continuum() -> None:
     flux, _ = _normal_set(n=20)
     flux[:, 200] += 12.0  # far stronger than any line the model spectra have
     flux[3, :40] = np.nan  # a gap stays a gap
-    hidden = hide_strongest(flux)
-    newly = np.isnan(hidden) & np.isfinite(flux)
-    assert newly[:, 200 - HIDE : 201 + HIDE].all()
-    assert newly.sum(1).tolist() == [2 * HIDE + 1] * len(flux)
-    assert np.isnan(hidden[3, :40]).all()
-    assert np.isnan(hide_strongest(np.full((1, P), np.nan))).all()  # nothing to hide: no error
+    hidden, window = hide_strongest(flux)
+    assert window[:, 200 - HIDE : 201 + HIDE].all()
+    assert window.sum(1).tolist() == [2 * HIDE + 1] * len(flux)
+    assert np.isnan(hidden[3, :40]).all() and not window[3, :40].any()
+    assert (np.abs(hidden[:, 200] - 1) < 0.5).all()  # the continuum, not the line
+    np.testing.assert_array_equal(hidden[~window], flux[~window].astype(np.float32))
+    empty = np.full((1, P), np.nan)
+    assert np.isnan(hide_strongest(empty)[0]).all() and not hide_strongest(empty)[1].any()
 
 
 def test_a_line_the_rest_of_the_spectrum_does_not_predict_is_unexplained() -> None:

@@ -13,8 +13,8 @@ ignore. So the residual is measured differently:
   * three statistics are kept: `narrow`, the mean of the three largest squared relative
     residuals (a spike, a deep sky-subtraction residual), `broad`, the largest run of 9 bins
     departing the same way (a trough, a broad absorption the model has no place for), and
-    `unexplained`: the spectrum's most prominent feature is hidden from the model (masked, like
-    missing coverage) and rebuilt from the rest of the spectrum; how far the feature is from
+    `unexplained`: the spectrum's most prominent feature is hidden from the model (replaced by
+    the local continuum) and rebuilt from the rest of the spectrum; how far the feature is from
     that prediction, as |ln| of the flux ratio, is what the rest of the spectrum does not
     imply. A quasar's or galaxy's strongest line is predicted by its other lines; a lone line
     on a featureless continuum is not, even where the full reconstruction copies it (the shift
@@ -75,12 +75,15 @@ def _running_mean(x: np.ndarray, width: int) -> np.ndarray:
     return (total[:, width:] - total[:, :-width]) / width
 
 
-def hide_strongest(flux: np.ndarray, chunk: int = 1024) -> np.ndarray:
-    """A copy of `flux` (NaN where masked) with its most prominent feature masked too: the bin
-    departing most from the running median of its neighbourhood (gaps count as the spectrum's
-    median, 1 after normalisation), relative to its level, and HIDE bins either side. The
-    model's rebuild of that copy predicts the feature from the rest of the spectrum."""
+def hide_strongest(flux: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """(copy, window): `flux` (NaN where masked) with its most prominent feature replaced by
+    the local continuum, and where. The feature is the bin departing most from the running
+    median of its neighbourhood (gaps count as the spectrum's median, 1 after normalisation),
+    relative to its level, with HIDE bins either side. Replaced rather than masked: in a gap
+    the model could put a line at no cost (its shift search would); on the continuum it must
+    be predicted by the rest of the spectrum to be rebuilt."""
     out = np.array(flux, dtype=np.float32, copy=True)
+    window = np.zeros(out.shape, dtype=bool)
     half = LOCAL // 2
     pix = np.arange(out.shape[1])
     for i in range(0, len(out), chunk):
@@ -94,20 +97,21 @@ def hide_strongest(flux: np.ndarray, chunk: int = 1024) -> np.ndarray:
         level = FLOOR + RELATIVE * np.maximum(np.abs(filled), np.abs(local))
         prominence = np.where(covered, np.abs(filled - local) / level, -1.0)
         peak = prominence.argmax(1)
-        f[np.abs(pix[None] - peak[:, None]) <= HIDE] = np.nan
-    return out
+        w = (np.abs(pix[None] - peak[:, None]) <= HIDE) & covered
+        f[w] = local[w]
+        window[i : i + chunk] = w
+    return out, window
 
 
 def deviations(
-    flux: np.ndarray, recon: np.ndarray, hidden: np.ndarray, context: np.ndarray, chunk: int = 256
+    flux: np.ndarray, recon: np.ndarray, window: np.ndarray, context: np.ndarray, chunk: int = 256
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(narrow, broad, unexplained) departure of each spectrum (NaN = masked) from its
-    reconstruction `recon`, and of its strongest feature from `context`, the rebuild of
-    `hidden` = hide_strongest(flux)."""
+    reconstruction `recon`, and of its strongest feature (bins `window`) from `context`: the
+    rebuild of the spectrum with that feature hidden (hide_strongest)."""
     narrow = np.empty(len(flux))
     broad = np.empty(len(flux))
     unexplained = np.empty(len(flux))
-    newly_hidden = np.isnan(hidden) & np.isfinite(flux)
     for i in range(0, len(flux), chunk):
         f = flux[i : i + chunk].astype(np.float64)
         r = recon[i : i + chunk].astype(np.float64)
@@ -120,7 +124,7 @@ def deviations(
         whole = _running_mean(mask.astype(np.float64), RUN) > 0.999
         run = np.where(whole, _running_mean(rel, RUN), 0.0)
         broad[i : i + chunk] = np.abs(run).max(1) * np.sqrt(RUN)
-        h = newly_hidden[i : i + chunk]
+        h = window[i : i + chunk]
         seen = mask & ~h
         predicted = response_fit(
             np.where(seen, f, 0.0), context[i : i + chunk].astype(np.float64), seen

@@ -116,8 +116,8 @@ class EmbeddingModel(ABC):
         self, flux: np.ndarray, recon: np.ndarray, rest: np.ndarray
     ) -> tuple[np.ndarray, ...]:
         """anomaly.deviations, with the rebuild of each spectrum's strongest feature hidden."""
-        hidden = anomaly.hide_strongest(flux)
-        return anomaly.deviations(flux, recon, hidden, self._rebuild(hidden, rest))
+        hidden, window = anomaly.hide_strongest(flux)
+        return anomaly.deviations(flux, recon, window, self._rebuild(hidden, rest))
 
     def _anomaly(
         self, data: Dataset, flux: np.ndarray, recon: np.ndarray, error: np.ndarray
