@@ -11,6 +11,7 @@ from escape_vo.embeddings.anomaly import (
     hide_strongest,
     response_fit,
     score,
+    uses_unexplained,
 )
 
 P = 300
@@ -101,7 +102,19 @@ def test_calibration_is_median_and_mad_of_the_logarithms() -> None:
     assert np.allclose(score(narrow, broad, unexplained, cal), larger, atol=1e-4)
     # a model calibrated before `unexplained` existed (two statistics) leaves it out
     old = np.concatenate([cal[:4], cal[6:]])
+    assert uses_unexplained(cal) and not uses_unexplained(old)
     assert np.allclose(score(narrow, broad, unexplained + 50, old), larger, atol=1e-4)
+
+
+def test_without_a_context_only_unexplained_is_left_out() -> None:
+    flux, recon = _normal_set(n=20)
+    flux[:, 150] += 15.0
+    window = hide_strongest(flux)[1]
+    narrow, broad, unexplained = deviations(flux, recon, window, recon)
+    n0, b0, u0 = deviations(flux, recon, window, None)
+    np.testing.assert_array_equal(narrow, n0)
+    np.testing.assert_array_equal(broad, b0)
+    assert (u0 == 0).all() and (unexplained > 1).all()
 
 
 def test_hide_strongest_replaces_the_most_prominent_feature_by_the_continuum() -> None:

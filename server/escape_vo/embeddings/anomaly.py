@@ -104,11 +104,16 @@ def hide_strongest(flux: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.
 
 
 def deviations(
-    flux: np.ndarray, recon: np.ndarray, window: np.ndarray, context: np.ndarray, chunk: int = 256
+    flux: np.ndarray,
+    recon: np.ndarray,
+    window: np.ndarray,
+    context: np.ndarray | None,
+    chunk: int = 256,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(narrow, broad, unexplained) departure of each spectrum (NaN = masked) from its
     reconstruction `recon`, and of its strongest feature (bins `window`) from `context`: the
-    rebuild of the spectrum with that feature hidden (hide_strongest)."""
+    rebuild of the spectrum with that feature hidden (hide_strongest). Without a context
+    (a model calibrated before `unexplained`, see uses_unexplained) that one is 0."""
     narrow = np.empty(len(flux))
     broad = np.empty(len(flux))
     unexplained = np.empty(len(flux))
@@ -124,6 +129,9 @@ def deviations(
         whole = _running_mean(mask.astype(np.float64), RUN) > 0.999
         run = np.where(whole, _running_mean(rel, RUN), 0.0)
         broad[i : i + chunk] = np.abs(run).max(1) * np.sqrt(RUN)
+        if context is None:
+            unexplained[i : i + chunk] = 0.0
+            continue
         h = window[i : i + chunk]
         seen = mask & ~h
         predicted = response_fit(
@@ -150,6 +158,11 @@ def _larger_z(stats: tuple[np.ndarray, ...], cal: np.ndarray) -> np.ndarray:
     n = len(cal) // 2
     values = [_log(stats[0]), _log(stats[1]), stats[2]][:n]
     return np.max([(v - cal[2 * k]) / cal[2 * k + 1] for k, v in enumerate(values)], axis=0)
+
+
+def uses_unexplained(calibration: np.ndarray) -> bool:
+    """Whether a model's calibration has the `unexplained` statistic (three pairs + one)."""
+    return len(calibration) >= 8
 
 
 def calibrate(narrow: np.ndarray, broad: np.ndarray, unexplained: np.ndarray) -> np.ndarray:

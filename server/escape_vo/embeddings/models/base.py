@@ -113,11 +113,13 @@ class EmbeddingModel(ABC):
         return self.reconstruct(Dataset(np.arange(n), flux, rest, unknown))
 
     def _deviations(
-        self, flux: np.ndarray, recon: np.ndarray, rest: np.ndarray
+        self, flux: np.ndarray, recon: np.ndarray, rest: np.ndarray, unexplained: bool = True
     ) -> tuple[np.ndarray, ...]:
-        """anomaly.deviations, with the rebuild of each spectrum's strongest feature hidden."""
+        """anomaly.deviations, with the rebuild of each spectrum's strongest feature hidden
+        (skipped, `unexplained` false, for a model calibrated before that statistic)."""
         hidden, window = anomaly.hide_strongest(flux)
-        return anomaly.deviations(flux, recon, window, self._rebuild(hidden, rest))
+        context = self._rebuild(hidden, rest) if unexplained else None
+        return anomaly.deviations(flux, recon, window, context)
 
     def _anomaly(
         self, data: Dataset, flux: np.ndarray, recon: np.ndarray, error: np.ndarray
@@ -128,7 +130,10 @@ class EmbeddingModel(ABC):
         then keeps its negative z if it has one). All are z-scores: 0 typical, 3 rare."""
         if self.calibration is None:
             return error
-        z = anomaly.score(*self._deviations(flux, recon, data.rest_frame), self.calibration)
+        departures = self._deviations(
+            flux, recon, data.rest_frame, anomaly.uses_unexplained(self.calibration)
+        )
+        z = anomaly.score(*departures, self.calibration)
         if self.critic is not None:
             z = (z + self.critic.score(flux, recon)) / np.sqrt(2.0)
         negative = data.negative_z
