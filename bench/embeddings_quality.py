@@ -96,6 +96,17 @@ def anomaly_ranks(scored: list[tuple[int, float]], truth: dict[int, dict]) -> di
     }
 
 
+def unseen_share(scored: list[tuple[int, float]], truth: dict[int, dict], seen: set[int]) -> dict:
+    """How much of the top 5 % of ordinary spectra the model never trained on, against their
+    share of the archive: a score fair to new spectra puts them there as often as the others."""
+    normal = [(sid, s) for sid, s in scored if not truth[sid]["anomalous"]]
+    top = sorted(normal, key=lambda r: -r[1])[: max(1, int(np.ceil(0.05 * len(scored))))]
+    return {
+        "unseen_share": round(float(np.mean([sid not in seen for sid, _ in normal])), 4),
+        "unseen_share_top_5pct": round(float(np.mean([sid not in seen for sid, _ in top])), 4),
+    }
+
+
 def combined_anomalies(conn: psycopg.Connection, first: str, second: str, truth: dict) -> dict:
     """The sum of two models' anomaly scores (the published view's ADQL example does the same)."""
     rows = conn.execute(
@@ -110,7 +121,9 @@ def combined_anomalies(conn: psycopg.Connection, first: str, second: str, truth:
 
 def run() -> dict:
     from escape_vo.embeddings.apply import apply
+    from escape_vo.embeddings.store import load_model
     from escape_vo.embeddings.train import train
+    from escape_vo.filestore import FileStore
     from escape_vo.ingest.pipeline import ingest
 
     files = demo_files(N_SPECTRA, DEMO_SEED)
@@ -132,6 +145,14 @@ def run() -> dict:
             apply_s = time.perf_counter() - t
             with psycopg.connect(url) as conn:
                 q = evaluate(conn, name, truth)
+                scored = conn.execute(
+                    "SELECT spectrum_id, anomaly_score FROM embeddings.spectrum_embeddings "
+                    "WHERE model = %s",
+                    (name,),
+                ).fetchall()
+            fitted = load_model(FileStore(store), rec)
+            seen = set() if fitted.seen is None else set(fitted.seen.tolist())
+            q.update(unseen_share(scored, truth, seen))
             q.update(
                 version=rec.version, test_error=rec.test_error, train_error=rec.train_error,
                 n_train=rec.n_train, n_test=rec.n_test, train_seconds=round(train_s, 1),
@@ -143,7 +164,9 @@ def run() -> dict:
                 f"{q['per_class']}; held-out reconstruction error {rec.test_error:.4g}; "
                 f"anomalies in top 1% ({q['top_1pct']}): {q['anomalies_in_top_1pct']}/"
                 f"{q['n_anomalies']} (top 5%: {q['anomalies_in_top_5pct']}), "
-                f"ranks {q['anomaly_ranks']}; train {train_s:.0f} s"
+                f"ranks {q['anomaly_ranks']}; spectra it never saw: {q['unseen_share']:.0%} of "
+                f"the archive, {q['unseen_share_top_5pct']:.0%} of its top 5 %; "
+                f"train {train_s:.0f} s"
             )
         if {"autoencoder", "spherical"} <= set(results["models"]):
             with psycopg.connect(url) as conn:

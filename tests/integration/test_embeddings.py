@@ -22,8 +22,9 @@ from astropy.io.votable import parse_single_table
 from escape_vo.adql import Catalog, translate
 from escape_vo.db.migrate import migrate
 from escape_vo.embeddings.apply import apply
-from escape_vo.embeddings.store import get_model, index_name
+from escape_vo.embeddings.store import get_model, index_name, load_model
 from escape_vo.embeddings.train import train
+from escape_vo.filestore import FileStore
 from escape_vo.schema.model import published_tables
 from escape_vo.settings import Settings
 from tests.conftest import LiveServer, free_port
@@ -115,6 +116,29 @@ def test_training_again_with_the_same_seed_gives_the_same_metrics(embedded) -> N
     assert other.metrics["history"] != first.metrics["history"]
     with psycopg.connect(url) as conn:  # keep serving version 1 for the other tests
         conn.execute("DELETE FROM embeddings.models WHERE name = 'autoencoder' AND version > 1")
+
+
+def test_training_measures_how_far_new_spectra_depart(embedded) -> None:
+    """With enough held-out spectra, training records the tails of both halves of the anomaly
+    score and the model keeps the ids it was calibrated on, to tell new spectra apart."""
+    settings, _ = embedded
+    url, store = settings.database_url, settings.files_url
+    rec = train(url, store, "pca", seed=1, params={"critic_epochs": 2}, test_fraction=0.25)
+    try:
+        assert rec.n_test == 50
+        tails = rec.metrics["anomaly_tails"]
+        assert set(tails) == {"departure", "critic"}
+        assert all(len(t["seen"]) == len(t["unseen"]) == 2 for t in tails.values())
+        model = load_model(FileStore(store), rec)
+        assert model.unseen is not None and model.seen is not None and len(model.seen) == 150
+        with psycopg.connect(url) as conn:
+            ids = {r[0] for r in conn.execute("SELECT spectrum_id FROM archive.spectra")}
+        assert set(model.seen.tolist()) <= ids
+    finally:
+        with psycopg.connect(url) as conn:
+            conn.execute(
+                "DELETE FROM embeddings.models WHERE name = 'pca' AND version = %s", (rec.version,)
+            )
 
 
 def test_neighbours_share_the_class_of_the_query_spectrum(embedded) -> None:

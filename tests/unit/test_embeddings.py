@@ -14,6 +14,7 @@ from escape_vo.embeddings.grid import (
     resample,
 )
 from escape_vo.embeddings.models import MODELS
+from escape_vo.embeddings.models.base import MIN_UNSEEN, TAIL, _rescale
 from escape_vo.embeddings.models.shiftnet import nt_xent, random_views, shift_losses
 from escape_vo.embeddings.preprocess import Dataset
 from escape_vo.embeddings.store import sky_position
@@ -159,6 +160,43 @@ def test_a_model_saved_without_anomaly_calibration_scores_by_its_error() -> None
     assert old.calibration is None
     emb = old.embed(data)
     np.testing.assert_array_equal(emb.anomaly, emb.error)
+
+
+def test_new_spectra_are_scored_on_the_training_spectra_scale() -> None:
+    """A model knows its training spectra better than new ones, so held-out spectra set how
+    much further new spectra depart; apply maps them onto the training spectra's scale and
+    leaves the training spectra's own scores alone."""
+    data, _ = _low_rank_dataset(n=300)
+    rng = np.random.default_rng(5)
+    flux = data.flux.copy()
+    flux[200:] += rng.normal(0, 0.03, flux[200:].shape).astype(np.float32)  # new: noisier
+    data = Dataset(data.spectrum_id, flux, data.rest_frame, data.noise)
+    train, held = data.subset(np.arange(200)), data.subset(np.arange(200, 300))
+    model = MODELS["pca"](GRID, latent_dim=3, critic_epochs=2)
+    model.fit(train, seed=0)
+    before = model.embed(data).anomaly
+    assert model.calibrate_unseen(held.subset(np.arange(MIN_UNSEEN - 1))) == {}
+    assert model.unseen is None  # too few held-out spectra to measure a tail
+
+    tails = model.calibrate_unseen(held)["anomaly_tails"]
+    assert set(tails) == {"departure", "critic"}
+    assert tails["departure"]["unseen"][1] > tails["departure"]["seen"][1]  # further out
+    after = model.embed(data).anomaly
+    np.testing.assert_array_equal(after[:200], before[:200])
+    assert np.median(after[200:]) < np.median(before[200:])
+    # each part of the held-out spectra's score now has the training spectra's median and tail
+    clipped = np.clip(held.flux, -5, 20)
+    for part, row in zip(
+        model._parts(clipped, model.reconstruct(held), held.rest_frame), model.unseen, strict=True
+    ):
+        mapped = _rescale(part, row, np.ones(len(held), bool))
+        assert np.median(mapped) == pytest.approx(row[0], abs=1e-4)
+        assert np.percentile(mapped, TAIL) == pytest.approx(row[1], abs=1e-4)
+    again = type(model).from_bytes(model.to_bytes(), GRID)
+    np.testing.assert_array_equal(again.embed(data).anomaly, after)
+    # a degenerate tail (no spread) changes nothing
+    flat = np.array([1.0, 1.0, 2.0, 2.0])
+    np.testing.assert_array_equal(_rescale(flat, flat, np.ones(4, bool)), flat)
 
 
 def test_negative_flux_raises_the_anomaly_score_of_any_model() -> None:

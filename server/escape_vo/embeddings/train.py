@@ -58,6 +58,7 @@ def train(
     train_set, test_set = data.subset(train_idx), data.subset(test_idx)
     started = time.perf_counter()
     report = model.fit(train_set, seed=seed, progress=progress)
+    report.extra.update(model.calibrate_unseen(test_set))
     seconds = time.perf_counter() - started
     train_error = float(np.mean(model.errors(train_set)))
     test_error = float(np.mean(model.errors(test_set))) if n_test else None

@@ -22,6 +22,12 @@ from escape_vo.embeddings.preprocess import Dataset
 
 VECTOR_DIM = 16  # every vector is stored with 16 floats (zero-padded): one HNSW index layout
 CALIBRATE_ON = 20_000  # training spectra the anomaly score is calibrated on (and critic trained)
+# Spectra the model and its critic never saw depart more from their reconstructions than the
+# ones they were fitted on (the critic, especially, learns its training spectra by heart), so a
+# new spectrum's departure and critic score are mapped onto the training spectra's scale by
+# matching the median and this percentile, measured on the held-out spectra (calibrate_unseen).
+TAIL = 95
+MIN_UNSEEN = 50  # held-out spectra needed to measure that percentile at all
 
 
 @dataclass
@@ -47,6 +53,12 @@ class EmbeddingModel(ABC):
     # None for versions saved before the anomaly score existed: their score is the error.
     calibration: np.ndarray | None = None
     critic: Critic | None = None  # None when trained with critic_epochs=0 or before critics
+    # ids of the spectra the score was calibrated (and the critic trained) on, and per part of
+    # the score (departure, critic) its median and TAIL-th percentile over those spectra and
+    # over held-out ones; None where not measured (no held-out set, or an older version)
+    seen: np.ndarray | None = None
+    unseen: np.ndarray | None = None
+    _seen_tails: np.ndarray | None = None  # the first half of `unseen`, until it is measured
 
     def __init__(self, grid: Grid, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)
@@ -93,18 +105,38 @@ class EmbeddingModel(ABC):
             data = data.subset(np.linspace(0, len(data) - 1, CALIBRATE_ON, dtype=int))
         flux = np.clip(data.flux, *CLIP)
         recon = self.reconstruct(data)
-        self.calibration = anomaly.calibrate(*self._deviations(flux, recon, data.rest_frame))
-        self.critic = None
+        departures = self._deviations(flux, recon, data.rest_frame)
+        self.calibration = anomaly.calibrate(*departures)
+        self.critic, self.seen, self.unseen = None, np.unique(data.spectrum_id), None
         epochs = int(self.params.get("critic_epochs", 0))
-        if epochs <= 0 or len(data) < 2:
-            return {}
+        extra: dict[str, Any] = {}
+        if epochs > 0 and len(data) >= 2:
+            critic = Critic()
+            history = critic.fit(
+                flux, data.rest_frame, recon, self._rebuild, seed, epochs, progress=progress
+            )
+            self.critic = critic
+            extra["critic_history"] = [round(h, 6) for h in history]
+        self._seen_tails = _tails(self._parts(flux, recon, data.rest_frame, departures))
+        return extra
 
-        critic = Critic()
-        history = critic.fit(
-            flux, data.rest_frame, recon, self._rebuild, seed, epochs, progress=progress
-        )
-        self.critic = critic
-        return {"critic_history": [round(h, 6) for h in history]}
+    def calibrate_unseen(self, data: Dataset) -> dict[str, Any]:
+        """Measure, on spectra held out of training, how much further new spectra depart than
+        the training ones, so that apply scores both on one scale (see TAIL). Returns what
+        the training metrics record; nothing is changed with fewer than MIN_UNSEEN spectra."""
+        tails = self._seen_tails
+        if self.calibration is None or tails is None or len(data) < MIN_UNSEEN:
+            return {}
+        flux = np.clip(data.flux, *CLIP)
+        parts = self._parts(flux, self.reconstruct(data), data.rest_frame)
+        self.unseen = np.concatenate([tails, _tails(parts)], axis=1)
+        return {
+            "anomaly_tails": {
+                name: {"seen": row[:2].round(4).tolist(), "unseen": row[2:].round(4).tolist()}
+                for name, row in zip(("departure", "critic"), self.unseen, strict=True)
+                if np.isfinite(row).all()
+            }
+        }
 
     def _rebuild(self, flux: np.ndarray, rest: np.ndarray) -> np.ndarray:
         """reconstruct() of bare arrays: the critic's damaged spectra, partly hidden ones."""
@@ -121,21 +153,40 @@ class EmbeddingModel(ABC):
         context = self._rebuild(hidden, rest) if unexplained else None
         return anomaly.deviations(flux, recon, window, context)
 
+    def _parts(
+        self,
+        flux: np.ndarray,
+        recon: np.ndarray,
+        rest: np.ndarray,
+        departures: tuple[np.ndarray, ...] | None = None,
+    ) -> list[np.ndarray | None]:
+        """The two halves of the anomaly score as z-scores: departure, critic (None without)."""
+        assert self.calibration is not None
+        if departures is None:
+            departures = self._deviations(
+                flux, recon, rest, anomaly.uses_unexplained(self.calibration)
+            )
+        critic = self.critic.score(flux, recon) if self.critic is not None else None
+        return [anomaly.score(*departures, self.calibration), critic]
+
     def _anomaly(
         self, data: Dataset, flux: np.ndarray, recon: np.ndarray, error: np.ndarray
     ) -> np.ndarray:
         """The departure from the reconstruction and the critic's verdict, combined as
         Stouffer's z = (z1 + z2) / sqrt(2), or the negative-flux significance measured at
         preprocessing where that is larger (it is exactly 0 for nearly every spectrum, which
-        then keeps its negative z if it has one). All are z-scores: 0 typical, 3 rare."""
+        then keeps its negative z if it has one). All are z-scores: 0 typical, 3 rare.
+        Spectra the score was not calibrated on are first put on the training spectra's scale
+        (calibrate_unseen)."""
         if self.calibration is None:
             return error
-        departures = self._deviations(
-            flux, recon, data.rest_frame, anomaly.uses_unexplained(self.calibration)
-        )
-        z = anomaly.score(*departures, self.calibration)
-        if self.critic is not None:
-            z = (z + self.critic.score(flux, recon)) / np.sqrt(2.0)
+        parts = self._parts(flux, recon, data.rest_frame)
+        if self.unseen is not None and self.seen is not None:
+            fresh = ~np.isin(data.spectrum_id, self.seen)
+            parts = [_rescale(p, row, fresh) for p, row in zip(parts, self.unseen, strict=True)]
+        z, critic = parts
+        if critic is not None:
+            z = (z + critic) / np.sqrt(2.0)
         negative = data.negative_z
         return np.where((negative > 0) & (negative > z), negative, z).astype(np.float32)
 
@@ -148,6 +199,8 @@ class EmbeddingModel(ABC):
             state["__calibration__"] = self.calibration
         if self.critic is not None:
             state.update(self.critic.state())
+        if self.seen is not None and self.unseen is not None:
+            state["__seen__"], state["__unseen__"] = self.seen, self.unseen
         np.savez(buf, __meta__=np.array(json.dumps(meta)), **state)
         return buf.getvalue()
 
@@ -159,8 +212,34 @@ class EmbeddingModel(ABC):
         model = cls(grid, **meta["params"])
         model.calibration = state.pop("__calibration__", None)
         model.critic = Critic.from_state(state)
+        model.seen = state.pop("__seen__", None)
+        model.unseen = state.pop("__unseen__", None)
         model._load_state(state)
         return model
+
+
+def _tails(parts: list[np.ndarray | None]) -> np.ndarray:
+    """Median and TAIL-th percentile of each part of the score (NaN for a missing critic)."""
+    return np.array(
+        [[np.nan, np.nan] if p is None else [np.median(p), np.percentile(p, TAIL)] for p in parts]
+    )
+
+
+def _rescale(part: np.ndarray | None, row: np.ndarray, fresh: np.ndarray) -> np.ndarray | None:
+    """`part` with the entries of spectra the score was not calibrated on (`fresh`) mapped
+    linearly so that the held-out spectra's median and TAIL-th percentile (row[2:]) land on
+    the training spectra's (row[:2])."""
+    seen_median, seen_tail, new_median, new_tail = row
+    if (
+        part is None
+        or not np.isfinite(row).all()
+        or min(seen_tail - seen_median, new_tail - new_median) <= 0
+    ):
+        return part
+    scale = (seen_tail - seen_median) / (new_tail - new_median)
+    out = part.copy()
+    out[fresh] = seen_median + (part[fresh] - new_median) * scale
+    return out
 
 
 def masked_mse(flux: np.ndarray, recon: np.ndarray) -> np.ndarray:
