@@ -310,6 +310,34 @@ def test_map_page_points_and_preprocessed_spectra(embedded, server) -> None:
     assert d["n"] == 200 and d["model"] == "spherical" and len(d["lon"]) == 200
     assert set(d["models"]) == {"pca", "autoencoder", "spherical"}
     assert len(d["instrument"]["codes"]) == 200 and d["instrument"]["names"]
+    settings, _ = embedded
+    with psycopg.connect(settings.database_url) as conn:
+        rows = conn.execute(
+            "SELECT e.spectrum_id, e.instrument, e.lon, e.anomaly_score FROM "
+            "embeddings.spectrum_embeddings AS e WHERE model = 'spherical' ORDER BY spectrum_id"
+        ).fetchall()
+        assert d["id"] == [r[0] for r in rows]
+        names, codes = d["instrument"]["names"], d["instrument"]["codes"]
+        assert names == sorted(names) and [names[c] for c in codes] == [r[1] for r in rows]
+        assert all(abs(a - round(r[2], 3)) < 1e-6 for a, r in zip(d["lon"], rows, strict=True))
+        # a score that is not a number is null in JSON (which has no NaN)
+        first = rows[0][0]
+        conn.execute(
+            "UPDATE embeddings.vectors SET anomaly = 'NaN' WHERE model = 'spherical' "
+            "AND spectrum_id = %s",
+            (first,),
+        )
+        conn.commit()
+        try:
+            r = httpx.get(f"{server.url}/embeddings/map/points", params={"model": "spherical"})
+            assert r.json()["anomaly"][0] is None and r.json()["anomaly"][1] is not None
+        finally:
+            conn.execute(
+                "UPDATE embeddings.vectors SET anomaly = %s WHERE model = 'spherical' "
+                "AND spectrum_id = %s",
+                (rows[0][3], first),
+            )
+            conn.commit()
     r = httpx.get(f"{server.url}/embeddings/spectra/{d['id'][0]}")
     sp = r.json()
     assert len(sp["wave_nm"]) == len(sp["flux"]) > 10

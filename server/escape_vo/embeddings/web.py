@@ -168,7 +168,8 @@ async def map_page() -> FileResponse:
 @router.get("/map/points", summary="Points of the latent map (columnar JSON)")
 async def map_points(request: Request) -> Response:
     """lon/lat on the latent sky of every embedded spectrum with what the map colours by;
-    categories as codes into a list of names, numbers rounded: ~30 bytes per point."""
+    categories as codes into a list of names, numbers rounded: ~35 bytes per point. PostgreSQL
+    builds the columns' JSON itself (Python would spend twice the query's time on it)."""
     model = _param(request, "model")
     async with request.app.state.pool.connection() as conn:
         cur = await conn.execute(
@@ -184,42 +185,61 @@ async def map_points(request: Request) -> Response:
                 {"error": f"model {model!r} has no applied version (available: {names})"}, 400
             )
         cur = await conn.execute(
-            sql.SQL(
-                "SELECT e.spectrum_id, e.lon, e.lat, e.anomaly_score, s.snr, "
-                "coalesce(e.instrument, '?'), coalesce(e.target_class, 'unclassified') "
-                "FROM embeddings.spectrum_embeddings AS e "
-                "JOIN archive.spectra AS s ON s.spectrum_id = e.spectrum_id "
-                "WHERE e.model = {m} ORDER BY e.spectrum_id LIMIT {n}"
-            ).format(m=sql.Literal(model), n=sql.Literal(MAX_MAP_POINTS))
+            sql.SQL(_POINTS_SQL).format(m=sql.Literal(model), n=sql.Literal(MAX_MAP_POINTS))
         )
-        rows = await cur.fetchall()
-    columns = list(zip(*rows, strict=True)) if rows else [()] * 7
-    inst_names, inst_codes = _codes(columns[5])
-    cls_names, cls_codes = _codes(columns[6])
-    payload = {
-        "models": list(current),
-        "model": model,
-        "version": current[model],
-        "n": len(rows),
-        "id": list(columns[0]),
-        "lon": _rounded(columns[1], 3),
-        "lat": _rounded(columns[2], 3),
-        "anomaly": _rounded(columns[3], 6),
-        "snr": _rounded(columns[4], 2),
-        "instrument": {"names": inst_names, "codes": inst_codes},
-        "class": {"names": cls_names, "codes": cls_codes},
-    }
-    return Response(json.dumps(payload, separators=(",", ":")), media_type="application/json")
+        n, columns = await cur.fetchone()
+    head = {"models": list(current), "model": model, "version": current[model], "n": n}
+    body = json.dumps(head, separators=(",", ":"))[:-1] + "," + columns[1:]
+    return Response(body, media_type="application/json")
 
 
-def _codes(values) -> tuple[list[str], list[int]]:
-    names = sorted(set(values))
-    index = {n: i for i, n in enumerate(names)}
-    return names, [index[v] for v in values]
+def _json_number(column: str, digits: int) -> str:
+    """A float column rounded for JSON: null where it is NULL, NaN or infinite (JSON has none)."""
+    return (
+        f"CASE WHEN {column} IN ('NaN', 'Infinity', '-Infinity') THEN NULL "
+        f"ELSE round({column} * 1e{digits}) / 1e{digits} END"
+    )
 
 
-def _rounded(values, digits: int) -> list[float | None]:
-    return [None if v is None or not math.isfinite(v) else round(float(v), digits) for v in values]
+def _json_column(expr: str) -> str:
+    return f"coalesce(array_to_json(array_agg({expr} ORDER BY id)), '[]')"
+
+
+def _json_codes(column: str) -> str:
+    """Category names (sorted) and each point's index into them."""
+    return (
+        f"json_build_object('names', coalesce(array_to_json(array_agg(DISTINCT {column} "
+        f"ORDER BY {column})), '[]'), 'codes', {_json_column(column + '_code')})"
+    )
+
+
+_POINTS_SQL = f"""
+WITH p AS (
+    SELECT e.spectrum_id AS id, e.lon, e.lat, e.anomaly_score AS anomaly, s.snr,
+           coalesce(e.instrument, '?') AS inst, coalesce(e.target_class, 'unclassified') AS cls
+    FROM embeddings.spectrum_embeddings AS e
+    JOIN archive.spectra AS s ON s.spectrum_id = e.spectrum_id
+    WHERE e.model = {{m}} ORDER BY e.spectrum_id LIMIT {{n}}
+), insts AS (
+    SELECT inst, row_number() OVER (ORDER BY inst) - 1 AS inst_code
+    FROM (SELECT DISTINCT inst FROM p) AS d
+), clss AS (
+    SELECT cls, row_number() OVER (ORDER BY cls) - 1 AS cls_code
+    FROM (SELECT DISTINCT cls FROM p) AS d
+), c AS (
+    SELECT p.*, inst_code, cls_code FROM p JOIN insts USING (inst) JOIN clss USING (cls)
+)
+SELECT count(*), json_build_object(
+    'id', {_json_column("id")},
+    'lon', {_json_column(_json_number("lon", 3))},
+    'lat', {_json_column(_json_number("lat", 3))},
+    'anomaly', {_json_column(_json_number("anomaly", 6))},
+    'snr', {_json_column(_json_number("snr", 2))},
+    'instrument', {_json_codes("inst")},
+    'class', {_json_codes("cls")}
+)::text
+FROM c
+"""
 
 
 @router.get("/spectra/{spectrum_id}", summary="A preprocessed spectrum on its model grid (JSON)")
