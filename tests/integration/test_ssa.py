@@ -15,6 +15,9 @@ import psycopg
 import pytest
 import pyvo
 from astropy.io import votable
+from lxml import etree
+
+from tests.data.xsd.validate import assert_valid
 
 
 @pytest.fixture(scope="module")
@@ -196,6 +199,11 @@ def test_capabilities_and_availability(live_server) -> None:
     for element in ("maxSearchRadius", "maxRecords", "defaultMaxRecords", "dataSource",
                     "creationType", "supportedFrame"):  # fmt: skip
         assert f"<{element}>" in caps
+    root = etree.fromstring(caps.encode())
+    assert_valid(root)  # VOSICapabilities with the SSA and VODataService schemas
+    (interface,) = root.xpath("capability[@standardID='ivo://ivoa.net/std/SSA']/interface")
+    assert [q.text for q in interface.findall("queryType")] == ["GET", "POST"]
+    assert interface.findtext("resultType") == "application/x-votable+xml"
     avail = httpx.get(f"{live_server.url}/ssa/availability").text
     assert "<available>true</available>" in avail
 

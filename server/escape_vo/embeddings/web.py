@@ -31,6 +31,7 @@ from escape_vo.embeddings.search import (
 )
 from escape_vo.schema.model import Column, find_table
 from escape_vo.spectra.vosi import add_vosi_routes
+from escape_vo.vosi.paramhttp import ParamHTTPCapability
 from escape_vo.votable import error_votable, resolve_format, write_result
 
 STATIC = Path(__file__).parent / "static"
@@ -78,7 +79,7 @@ def similar_capabilities(prefix_url: str) -> list[Capability]:
     service's VOSI capabilities and its registry record. The parameters are named in the
     description (vo-models' InputParam cannot write a parameter's name)."""
     return [
-        Capability(
+        ParamHTTPCapability(
             standard_id=None,  # optional in VOResource; vo-models wants it said
             description="The k spectra most similar to a given one: nearest neighbours in the "
             "latent space of an embedding model, with cosine distances, as a VOTable. "

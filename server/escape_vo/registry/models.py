@@ -26,6 +26,7 @@ from vo_models.voresource.models import (
 )
 
 from escape_vo.ssa.capabilities import SSA_NS, SimpleSpectralAccess
+from escape_vo.vosi.paramhttp import ParamHTTPCapability
 
 RI_NS = "http://www.ivoa.net/xml/RegistryInterface/v1.0"
 NSMAP = {
@@ -37,7 +38,7 @@ NSMAP = {
     "ssa": SSA_NS,
     "xsi": "http://www.w3.org/2001/XMLSchema-instance",
 }
-AnyCapability = Union[TableAccess, SimpleSpectralAccess, Capability]  # noqa: UP007
+AnyCapability = Union[TableAccess, SimpleSpectralAccess, ParamHTTPCapability, Capability]  # noqa: UP007
 
 
 class ServiceReference(BaseXmlModel, tag="footprint"):

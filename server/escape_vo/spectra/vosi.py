@@ -15,6 +15,7 @@ from vo_models.vodataservice.models import ParamHTTP
 from vo_models.voresource.models import AccessURL, Capability
 from vo_models.vosi.capabilities.models import VOSICapabilities
 
+from escape_vo.vosi.paramhttp import ParamHTTPCapabilities
 from escape_vo.vosi.router import availability
 
 
@@ -45,7 +46,7 @@ def service_capabilities(prefix_url: str, *caps: Capability) -> list[Capability]
 
 
 def vosi_capabilities(
-    prefix_url: str, *caps: Capability, document: type[VOSICapabilities] = VOSICapabilities
+    prefix_url: str, *caps: Capability, document: type[VOSICapabilities] = ParamHTTPCapabilities
 ) -> bytes:
     doc = document(capability=service_capabilities(prefix_url, *caps))
     return doc.to_xml(encoding="UTF-8", xml_declaration=True, skip_empty=True)

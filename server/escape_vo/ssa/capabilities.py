@@ -15,6 +15,7 @@ from vo_models.voresource.models import AccessURL, Capability
 from vo_models.vosi.capabilities.models import VOSICapabilities
 
 from escape_vo.ssa.query import MAXREC_DEFAULT, MAXREC_HARD
+from escape_vo.vosi.paramhttp import ParamHTTPCapability
 
 SSA_NS = "http://www.ivoa.net/xml/SSA/v1.1"
 NSMAP = {"ssa": SSA_NS} | VORESOURCE_NSMAP
@@ -30,7 +31,7 @@ class TestQuery(BaseXmlModel, tag="testQuery", nsmap=NSMAP):
     size: float = element(tag="size")
 
 
-class SimpleSpectralAccess(Capability, tag="capability", nsmap=NSMAP):
+class SimpleSpectralAccess(ParamHTTPCapability, tag="capability", nsmap=NSMAP):
     standard_id: Literal["ivo://ivoa.net/std/SSA"] = attr(
         name="standardID", default="ivo://ivoa.net/std/SSA"
     )
@@ -76,6 +77,6 @@ def ssa_capability(
 class SsaCapabilities(VOSICapabilities):
     """VOSI capabilities whose entries may be SSA capabilities (serialised with their type)."""
 
-    capability: list[Union[SimpleSpectralAccess, Capability]] = element(  # noqa: UP007
+    capability: list[Union[SimpleSpectralAccess, ParamHTTPCapability, Capability]] = element(  # noqa: UP007
         tag="capability", default_factory=list
     )
