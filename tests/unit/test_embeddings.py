@@ -7,6 +7,7 @@ import pytest
 
 from escape_vo.adql import AdqlError, Catalog, translate
 from escape_vo.embeddings.grid import (
+    CLIP,
     DEFAULT_GRID,
     Grid,
     NoCoverage,
@@ -185,7 +186,7 @@ def test_new_spectra_are_scored_on_the_training_spectra_scale() -> None:
     np.testing.assert_array_equal(after[:200], before[:200])
     assert np.median(after[200:]) < np.median(before[200:])
     # each part of the held-out spectra's score now has the training spectra's median and tail
-    clipped = np.clip(held.flux, -5, 20)
+    clipped = np.clip(held.flux, *CLIP)
     for part, row in zip(
         model._parts(clipped, model.reconstruct(held), held.rest_frame), model.unseen, strict=True
     ):
