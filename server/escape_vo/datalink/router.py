@@ -78,7 +78,9 @@ async def links(request: Request) -> Response:
 
 def links_capabilities(prefix_url: str):
     """The DataLink capability; also in the registry record (escape_vo.registry.services)."""
-    return [std_capability(LINKS_STANDARD, f"{prefix_url}/links", "1.1")]
+    return [
+        std_capability(LINKS_STANDARD, f"{prefix_url}/links", "1.1", ["GET", "POST"], DATALINK_MIME)
+    ]
 
 
 add_vosi_routes(router, "DataLink service", links_capabilities)

@@ -71,7 +71,7 @@ async def soda_sync(request: Request) -> Response:
 def soda_capabilities(prefix_url: str):
     """The SODA sync and async capabilities; also in the registry record."""
     return [
-        std_capability(SODA_SYNC, f"{prefix_url}/sync", "1.0"),
+        std_capability(SODA_SYNC, f"{prefix_url}/sync", "1.0", ["GET", "POST"]),
         std_capability(SODA_ASYNC, f"{prefix_url}/async", "1.0"),
     ]
 

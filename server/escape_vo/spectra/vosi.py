@@ -15,7 +15,7 @@ from vo_models.vodataservice.models import ParamHTTP
 from vo_models.voresource.models import AccessURL, Capability
 from vo_models.vosi.capabilities.models import VOSICapabilities
 
-from escape_vo.vosi.paramhttp import ParamHTTPCapabilities
+from escape_vo.vosi.paramhttp import ParamHTTPCapabilities, ParamHTTPCapability
 from escape_vo.vosi.router import availability
 
 
@@ -27,11 +27,25 @@ def base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def std_capability(standard_id: str, url: str, version: str | None = None) -> Capability:
-    return Capability(
+def std_capability(
+    standard_id: str,
+    url: str,
+    version: str | None = None,
+    query_type: list[str] | None = None,
+    result_type: str | None = None,
+) -> Capability:
+    """A standard capability with one ParamHTTP interface; the HTTP methods it answers queries
+    with and the media type of its results are written where given."""
+    return ParamHTTPCapability(
         standard_id=standard_id,
         interface=[
-            ParamHTTP(role="std", version=version, access_url=[AccessURL(value=url, use="full")])
+            ParamHTTP(
+                role="std",
+                version=version,
+                access_url=[AccessURL(value=url, use="full")],
+                query_type=query_type,
+                result_type=result_type,
+            )
         ],
     )
 
