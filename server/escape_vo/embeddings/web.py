@@ -206,11 +206,12 @@ def _json_column(expr: str) -> str:
     return f"coalesce(array_to_json(array_agg({expr} ORDER BY id)), '[]')"
 
 
-def _json_codes(column: str) -> str:
-    """Category names (sorted) and each point's index into them."""
+def _json_codes(column: str, table: str) -> str:
+    """Category names (sorted by code point, as `table` numbers them) and each point's index
+    into them."""
     return (
-        f"json_build_object('names', coalesce(array_to_json(array_agg(DISTINCT {column} "
-        f"ORDER BY {column})), '[]'), 'codes', {_json_column(column + '_code')})"
+        f"json_build_object('names', (SELECT coalesce(array_to_json(array_agg({column} "
+        f"ORDER BY {column}_code)), '[]') FROM {table}), 'codes', {_json_column(column + '_code')})"
     )
 
 
@@ -222,10 +223,10 @@ WITH p AS (
     JOIN archive.spectra AS s ON s.spectrum_id = e.spectrum_id
     WHERE e.model = {{m}} ORDER BY e.spectrum_id LIMIT {{n}}
 ), insts AS (
-    SELECT inst, row_number() OVER (ORDER BY inst) - 1 AS inst_code
+    SELECT inst, row_number() OVER (ORDER BY inst COLLATE "C") - 1 AS inst_code
     FROM (SELECT DISTINCT inst FROM p) AS d
 ), clss AS (
-    SELECT cls, row_number() OVER (ORDER BY cls) - 1 AS cls_code
+    SELECT cls, row_number() OVER (ORDER BY cls COLLATE "C") - 1 AS cls_code
     FROM (SELECT DISTINCT cls FROM p) AS d
 ), c AS (
     SELECT p.*, inst_code, cls_code FROM p JOIN insts USING (inst) JOIN clss USING (cls)
@@ -236,8 +237,8 @@ SELECT count(*), json_build_object(
     'lat', {_json_column(_json_number("lat", 3))},
     'anomaly', {_json_column(_json_number("anomaly", 6))},
     'snr', {_json_column(_json_number("snr", 2))},
-    'instrument', {_json_codes("inst")},
-    'class', {_json_codes("cls")}
+    'instrument', {_json_codes("inst", "insts")},
+    'class', {_json_codes("cls", "clss")}
 )::text
 FROM c
 """
