@@ -48,6 +48,10 @@ def test_a_trained_critic_ranks_unseen_damaged_spectra_above_clean_ones() -> Non
     critic = Critic(channels=16)
     history = critic.fit(train, rest, _continuum(train, rest), _continuum, seed=0, epochs=8)
     assert len(history) == 8 and history[-1] < history[0]
+    # what it keeps of its training spectra is what score() gives them
+    np.testing.assert_array_equal(
+        critic.training_scores, critic.score(train, _continuum(train, rest))
+    )
     test = _spectra(np.random.default_rng(3), 200)
     mask = np.isfinite(test)
     bad = np.where(mask, damage(np.where(mask, test, 0), mask, np.random.default_rng(4)), np.nan)

@@ -84,6 +84,7 @@ class Critic:
         self.channels = channels
         self.net = masked_reader(1, channels, 1)
         self.calibration = np.array([0.0, 1.0])
+        self.training_scores: np.ndarray | None = None  # score() of the spectra fit was given
 
     def fit(
         self,
@@ -134,6 +135,8 @@ class Critic:
         median = float(np.median(logits))
         spread = float(1.4826 * np.median(np.abs(logits - median)))
         self.calibration = np.array([median, max(spread, SPREAD_FLOOR)])
+        # what score() gives them, computed the same way
+        self.training_scores = (logits - self.calibration[0]) / self.calibration[1]
         return history
 
     def logits(self, flux: np.ndarray, recon: np.ndarray, chunk: int = 512) -> np.ndarray:

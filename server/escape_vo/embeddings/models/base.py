@@ -117,7 +117,8 @@ class EmbeddingModel(ABC):
             )
             self.critic = critic
             extra["critic_history"] = [round(h, 6) for h in history]
-        self._seen_tails = _tails(self._parts(flux, recon, data.rest_frame, departures))
+        critic_scores = self.critic.training_scores if self.critic is not None else None
+        self._seen_tails = _tails([anomaly.score(*departures, self.calibration), critic_scores])
         return extra
 
     def calibrate_unseen(self, data: Dataset) -> dict[str, Any]:
@@ -154,18 +155,12 @@ class EmbeddingModel(ABC):
         return anomaly.deviations(flux, recon, window, context)
 
     def _parts(
-        self,
-        flux: np.ndarray,
-        recon: np.ndarray,
-        rest: np.ndarray,
-        departures: tuple[np.ndarray, ...] | None = None,
+        self, flux: np.ndarray, recon: np.ndarray, rest: np.ndarray
     ) -> list[np.ndarray | None]:
         """The two halves of the anomaly score as z-scores: departure, critic (None without)."""
         assert self.calibration is not None
-        if departures is None:
-            departures = self._deviations(
-                flux, recon, rest, anomaly.uses_unexplained(self.calibration)
-            )
+        unexplained = anomaly.uses_unexplained(self.calibration)
+        departures = self._deviations(flux, recon, rest, unexplained)
         critic = self.critic.score(flux, recon) if self.critic is not None else None
         return [anomaly.score(*departures, self.calibration), critic]
 
