@@ -18,6 +18,7 @@ BENCHMARKS = [
     "soda",
     "embeddings_search",
     "embeddings_quality",
+    "embeddings_oddities",
     "embeddings_map",
     "web_pages",
     "client_download",
