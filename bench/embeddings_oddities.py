@@ -15,7 +15,6 @@ BENCH_EMBED_MODELS changes the models.
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from collections.abc import Callable
@@ -23,8 +22,7 @@ from collections.abc import Callable
 import numpy as np
 import psycopg
 
-from bench.common import scratch_database
-from bench.embeddings_quality import demo_files, truth_by_spectrum
+from bench.embeddings_quality import ingested_demo
 
 MODELS = os.environ.get("BENCH_EMBED_MODELS", "pca,autoencoder").split(",")
 # a rest-frame galaxy moved by 100 bins (0.35 in ln wavelength): its catalogue redshift is off
@@ -142,17 +140,10 @@ def run() -> dict:
     from escape_vo.embeddings.store import load_model
     from escape_vo.embeddings.train import train
     from escape_vo.filestore import FileStore
-    from escape_vo.ingest.pipeline import ingest
 
-    files = demo_files(N_SPECTRA, DEMO_SEED)
-    truth_list = json.loads((files / "truth.json").read_text())
     results: dict = {"n_spectra": N_SPECTRA, "demo_seed": DEMO_SEED, "top_1pct": 24, "models": {}}
     report = []
-    with scratch_database() as (url, work):
-        store = str(work / "files")
-        ingest([files], db_url=url, store_url=store, authority="bench.example", collection="demo")
-        with psycopg.connect(url) as conn:
-            truth = truth_by_spectrum(conn, truth_list)
+    with ingested_demo(N_SPECTRA, DEMO_SEED) as (url, store, truth):
         for name in MODELS:
             rec = train(url, store, name, seed=0)
             apply(url, store, name)

@@ -15,10 +15,12 @@ archive (another seed is another sky, other objects and other injected anomalies
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +43,22 @@ def demo_files(n: int, seed: int = 42) -> Path:
         shutil.rmtree(dest, ignore_errors=True)
         generate_demo(dest, n_spectra=n, seed=seed)
     return dest
+
+
+@contextlib.contextmanager
+def ingested_demo(n: int, seed: int) -> Iterator[tuple[str, str, dict[int, dict]]]:
+    """A scratch database with the demo archive of n spectra (sky `seed`) ingested: its URL,
+    its file store's and the generator's truth by spectrum_id."""
+    from escape_vo.ingest.pipeline import ingest
+
+    files = demo_files(n, seed)
+    truth_list = json.loads((files / "truth.json").read_text())
+    with scratch_database() as (url, work):
+        store = str(work / "files")
+        ingest([files], db_url=url, store_url=store, authority="bench.example", collection="demo")
+        with psycopg.connect(url) as conn:
+            truth = truth_by_spectrum(conn, truth_list)
+        yield url, store, truth
 
 
 def truth_by_spectrum(conn: psycopg.Connection, truth: list[dict]) -> dict[int, dict]:
@@ -124,17 +142,10 @@ def run() -> dict:
     from escape_vo.embeddings.store import load_model
     from escape_vo.embeddings.train import train
     from escape_vo.filestore import FileStore
-    from escape_vo.ingest.pipeline import ingest
 
-    files = demo_files(N_SPECTRA, DEMO_SEED)
-    truth_list = json.loads((files / "truth.json").read_text())
     results: dict = {"n_spectra": N_SPECTRA, "demo_seed": DEMO_SEED, "k": K, "models": {}}
     report = []
-    with scratch_database() as (url, work):
-        store = str(work / "files")
-        ingest([files], db_url=url, store_url=store, authority="bench.example", collection="demo")
-        with psycopg.connect(url) as conn:
-            truth = truth_by_spectrum(conn, truth_list)
+    with ingested_demo(N_SPECTRA, DEMO_SEED) as (url, store, truth):
         for name in MODELS:
             params = {"epochs": int(EPOCHS)} if EPOCHS and name != "pca" else {}
             t = time.perf_counter()
