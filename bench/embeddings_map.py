@@ -28,11 +28,9 @@ import psycopg
 
 from bench.common import scratch_database
 from bench.embeddings_search import MODEL, _load, _vectors
+from escape_vo.web.chromium import ARGS, CHROMIUM
 
 N = int(os.environ.get("BENCH_MAP_POINTS", "100000"))
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]  # fmt: skip
 SELECTED = 10  # spectra selected in the page, each with a preprocessed row to plot
 
 

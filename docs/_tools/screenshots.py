@@ -22,14 +22,14 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
+from escape_vo.web.chromium import ARGS, CHROMIUM
+
 IMAGES = Path(__file__).resolve().parents[1] / "images"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]  # fmt: skip
 
 
 def main(base: str) -> None:
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.goto(base + "/")
         page.screenshot(path=IMAGES / "landing.png", full_page=True)

@@ -10,18 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from escape_vo.web.chromium import ARGS as BROWSER_ARGS
+from escape_vo.web.chromium import CHROMIUM, OFFLINE
 from escape_vo.web.docs_site import build_docs, docs_output
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
-ARGS = [
-    "--no-sandbox",  # we run as root in CI
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--proxy-server=http://127.0.0.1:9",  # nothing but loopback is reachable
-]
+ARGS = BROWSER_ARGS + OFFLINE
 
 
 @pytest.fixture(scope="package")
