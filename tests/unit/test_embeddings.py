@@ -215,6 +215,29 @@ def test_negative_flux_raises_the_anomaly_score_of_any_model() -> None:
     assert len(data.subset(np.array([7]))) == 1 and data.subset(np.array([7])).negative_z[0] == 40
 
 
+def test_a_spectrum_without_noise_gets_a_high_score_from_any_model() -> None:
+    """A constant (a fill value, a noiseless template) is odd even where the model rebuilds it
+    well; the smoothness flag raises only its score, and survives the round trip."""
+    data, _ = _low_rank_dataset(n=80)
+    rng = np.random.default_rng(2)
+    noisy = data.flux + rng.normal(0, 0.02, data.flux.shape).astype(np.float32)
+    data = Dataset(data.spectrum_id, noisy, data.rest_frame, data.noise)
+    model = MODELS["pca"](GRID, latent_dim=3, critic_epochs=1)
+    model.fit(data, seed=0)
+    before = model.embed(data).anomaly
+    flux = data.flux.copy()
+    flux[7] = np.where(np.isfinite(flux[7]), 1.0, np.nan)
+    after = model.embed(Dataset(data.spectrum_id, flux, data.rest_frame, data.noise)).anomaly
+    assert after[7] > 5 and np.argmax(after) == 7
+    np.testing.assert_array_equal(np.delete(after, 7), np.delete(before, 7))
+    again = type(model).from_bytes(model.to_bytes(), GRID)
+    np.testing.assert_array_equal(again.smooth, model.smooth)
+    model.smooth = None  # a version trained before the flag: scores as it did
+    old = type(model).from_bytes(model.to_bytes(), GRID)
+    assert old.smooth is None
+    assert old.embed(Dataset(data.spectrum_id, flux, data.rest_frame, data.noise)).anomaly[7] < 5
+
+
 def test_spherical_vectors_lie_on_the_unit_sphere() -> None:
     data, _ = _low_rank_dataset(n=64)
     flux = np.full((64, DEFAULT_GRID.n_pix), np.nan, np.float32)

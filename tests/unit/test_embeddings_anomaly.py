@@ -6,11 +6,15 @@ import numpy as np
 
 from escape_vo.embeddings.anomaly import (
     HIDE,
+    SMOOTH_QUANTILE,
     calibrate,
+    calibrate_smoothness,
     deviations,
     hide_strongest,
     response_fit,
+    roughness,
     score,
+    smoothness_z,
     uses_unexplained,
 )
 
@@ -146,3 +150,24 @@ def test_a_line_the_rest_of_the_spectrum_does_not_predict_is_unexplained() -> No
     assert (unexplained > 5 * np.quantile(reference[2], 0.99)).all(), unexplained
     scores = score(narrow, broad, unexplained, calibration)
     assert (scores > np.quantile(score(*reference, calibration), 0.99)).all(), scores
+
+
+def test_a_spectrum_without_noise_is_flagged_by_its_smoothness() -> None:
+    rng = np.random.default_rng(4)
+    recon, _ = _model(rng, 400)
+    sigma = rng.uniform(0.01, 0.05, (400, 1))
+    flux = recon + sigma * rng.standard_normal(recon.shape)
+    flux[:, :40] = np.nan  # gaps do not count
+    continua = 1 + 0.3 * T + sigma * rng.standard_normal(recon.shape)
+    ratio = roughness(continua) / sigma[:, 0]  # DER_SNR's noise, from ~300 bins each
+    assert abs(np.median(ratio) - 1) < 0.05 and np.all(np.abs(ratio - 1) < 0.35)
+    cal = calibrate_smoothness(flux)
+    z = smoothness_z(flux, cal)
+    assert (z > 0).mean() <= SMOOTH_QUANTILE / 100 + 0.005 and z.max() < 1.5
+    constant = np.where(np.isfinite(flux[:3]), 1.0, np.nan)
+    assert (smoothness_z(constant, cal) > 5).all()  # no noise at all
+    noisy = constant + 0.03 * rng.standard_normal(constant.shape)
+    assert (smoothness_z(noisy, cal) == 0).all()  # a flat continuum with noise is fine
+    few = np.full((1, P), np.nan)
+    few[0, 100:110] = 1.0  # six bins with both neighbours two away: not measurable
+    assert np.isnan(roughness(few)[0]) and smoothness_z(few, cal)[0] == 0

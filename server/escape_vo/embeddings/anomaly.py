@@ -25,8 +25,9 @@ ignore. So the residual is measured differently:
 
 A score of 3 means "as far out as three standard deviations of the training spectra". This
 is one of the model's two opinions: models.base combines it with the critic's
-(embeddings.critic) and with the negative-flux significance measured at preprocessing;
-docs/operator/embeddings.md has what each catches on the demo archive.
+(embeddings.critic), with the negative-flux significance measured at preprocessing and with
+the smoothness flag below (a spectrum with no noise at all); docs/operator/embeddings.md has
+what each catches on the demo archive.
 """
 
 from __future__ import annotations
@@ -182,3 +183,39 @@ def score(
     spectra: 0 is typical, 3 is as odd as three standard deviations."""
     larger = _larger_z((narrow, broad, unexplained), calibration[:-2])
     return ((larger - calibration[-2]) / calibration[-1]).astype(np.float32)
+
+
+SMOOTH_QUANTILE = 1  # percent: training spectra at least this rough never get a smoothness flag
+
+
+def roughness(flux: np.ndarray) -> np.ndarray:
+    """Noise of each spectrum (NaN = masked) on the grid, from the flux alone: the DER_SNR
+    estimate (Stoehr et al. 2008) over bins whose neighbours two away are covered too. NaN
+    with fewer than 8 such bins. Every observed spectrum has some; a constant has none."""
+    f = np.asarray(flux, dtype=np.float64)
+    second = np.abs(2 * f[:, 2:-2] - f[:, :-4] - f[:, 4:])  # NaN where any of the three is
+    enough = np.isfinite(second).sum(1) >= 8
+    out = np.full(len(f), np.nan)
+    if enough.any():
+        out[enough] = 1.482602 / np.sqrt(6.0) * np.nanmedian(second[enough], axis=1)
+    return out
+
+
+def calibrate_smoothness(flux: np.ndarray) -> np.ndarray:
+    """[SMOOTH_QUANTILE-th percentile, MAD] of log roughness over the training spectra."""
+    r = _log(roughness(flux))
+    r = r[np.isfinite(r)]
+    if r.size == 0:
+        return np.array([np.nan, 1.0])
+    spread = float(1.4826 * np.median(np.abs(r - np.median(r)))) or 1.0
+    return np.array([float(np.percentile(r, SMOOTH_QUANTILE)), spread])
+
+
+def smoothness_z(flux: np.ndarray, calibration: np.ndarray) -> np.ndarray:
+    """How many spreads (MAD of log roughness) a spectrum is smoother than the smoothest
+    SMOOTH_QUANTILE % of the training spectra; 0 when it is not (or cannot be measured).
+    A spectrum with no noise at all (a constant, a fill value, a noiseless model) is odd
+    whatever the model rebuilds; like negative flux, this only ever raises a score."""
+    floor, spread = calibration
+    z = (floor - _log(roughness(flux))) / spread
+    return np.where(np.isfinite(z) & (z > 0), z, 0.0).astype(np.float32)

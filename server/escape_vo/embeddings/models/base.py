@@ -59,6 +59,8 @@ class EmbeddingModel(ABC):
     seen: np.ndarray | None = None
     unseen: np.ndarray | None = None
     _seen_tails: np.ndarray | None = None  # the first half of `unseen`, until it is measured
+    # anomaly.calibrate_smoothness of the training spectra; None for versions trained before
+    smooth: np.ndarray | None = None
 
     def __init__(self, grid: Grid, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)
@@ -107,6 +109,7 @@ class EmbeddingModel(ABC):
         recon = self.reconstruct(data)
         departures = self._deviations(flux, recon, data.rest_frame)
         self.calibration = anomaly.calibrate(*departures)
+        self.smooth = anomaly.calibrate_smoothness(flux)
         self.critic, self.seen, self.unseen = None, np.unique(data.spectrum_id), None
         epochs = int(self.params.get("critic_epochs", 0))
         extra: dict[str, Any] = {}
@@ -168,9 +171,10 @@ class EmbeddingModel(ABC):
         self, data: Dataset, flux: np.ndarray, recon: np.ndarray, error: np.ndarray
     ) -> np.ndarray:
         """The departure from the reconstruction and the critic's verdict, combined as
-        Stouffer's z = (z1 + z2) / sqrt(2), or the negative-flux significance measured at
-        preprocessing where that is larger (it is exactly 0 for nearly every spectrum, which
-        then keeps its negative z if it has one). All are z-scores: 0 typical, 3 rare.
+        Stouffer's z = (z1 + z2) / sqrt(2), or where larger one of two flags that are exactly
+        0 for nearly every spectrum (which then keeps its negative z if it has one): the
+        negative-flux significance measured at preprocessing, and the smoothness
+        (anomaly.smoothness_z: no noise at all). All are z-scores: 0 typical, 3 rare.
         Spectra the score was not calibrated on are first put on the training spectra's scale
         (calibrate_unseen)."""
         if self.calibration is None:
@@ -182,8 +186,15 @@ class EmbeddingModel(ABC):
         z, critic = parts
         if critic is not None:
             z = (z + critic) / np.sqrt(2.0)
-        negative = data.negative_z
-        return np.where((negative > 0) & (negative > z), negative, z).astype(np.float32)
+        for flag in (data.negative_z, self._smoothness(flux)):
+            z = np.where((flag > 0) & (flag > z), flag, z)
+        return z.astype(np.float32)
+
+    def _smoothness(self, flux: np.ndarray) -> np.ndarray:
+        """anomaly.smoothness_z of each spectrum; 0 for versions trained before it existed."""
+        if self.smooth is None:
+            return np.zeros(len(flux), np.float32)
+        return anomaly.smoothness_z(flux, self.smooth)
 
     def to_bytes(self) -> bytes:
         """A .npz of the fitted arrays plus the parameters: no pickle, safe to load."""
@@ -196,6 +207,8 @@ class EmbeddingModel(ABC):
             state.update(self.critic.state())
         if self.seen is not None and self.unseen is not None:
             state["__seen__"], state["__unseen__"] = self.seen, self.unseen
+        if self.smooth is not None:
+            state["__smooth__"] = self.smooth
         np.savez(buf, __meta__=np.array(json.dumps(meta)), **state)
         return buf.getvalue()
 
@@ -209,6 +222,7 @@ class EmbeddingModel(ABC):
         model.critic = Critic.from_state(state)
         model.seen = state.pop("__seen__", None)
         model.unseen = state.pop("__unseen__", None)
+        model.smooth = state.pop("__smooth__", None)
         model._load_state(state)
         return model
 
