@@ -188,16 +188,18 @@ def score(
 SMOOTH_QUANTILE = 1  # percent: training spectra at least this rough never get a smoothness flag
 
 
-def roughness(flux: np.ndarray) -> np.ndarray:
+def roughness(flux: np.ndarray, chunk: int = 1024) -> np.ndarray:
     """Noise of each spectrum (NaN = masked) on the grid, from the flux alone: the DER_SNR
     estimate (Stoehr et al. 2008) over bins whose neighbours two away are covered too. NaN
     with fewer than 8 such bins. Every observed spectrum has some; a constant has none."""
-    f = np.asarray(flux, dtype=np.float64)
-    second = np.abs(2 * f[:, 2:-2] - f[:, :-4] - f[:, 4:])  # NaN where any of the three is
-    enough = np.isfinite(second).sum(1) >= 8
-    out = np.full(len(f), np.nan)
-    if enough.any():
-        out[enough] = 1.482602 / np.sqrt(6.0) * np.nanmedian(second[enough], axis=1)
+    out = np.full(len(flux), np.nan)
+    for i in range(0, len(flux), chunk):
+        f = np.asarray(flux[i : i + chunk], dtype=np.float64)
+        second = np.abs(2 * f[:, 2:-2] - f[:, :-4] - f[:, 4:])  # NaN where any of the three is
+        enough = np.isfinite(second).sum(1) >= 8
+        if enough.any():
+            noise = 1.482602 / np.sqrt(6.0) * np.nanmedian(second[enough], axis=1)
+            out[i : i + chunk][enough] = noise
     return out
 
 
