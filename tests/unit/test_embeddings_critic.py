@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from escape_vo.embeddings.critic import SPREAD_FLOOR, Critic, damage
+from escape_vo.embeddings.critic import DEFECTS, SPREAD_FLOOR, Critic, damage, defect
 
 P = 256
 PIX = np.arange(P)
@@ -40,6 +40,31 @@ def test_damage_touches_only_covered_bins_and_is_reproducible() -> None:
     np.testing.assert_array_equal(first, damage(clean, mask, np.random.default_rng(1)))
     assert (first[~mask] == 0).all()
     assert (np.abs(first - clean).max(1) > 0.05).mean() > 0.9  # nearly every copy is damaged
+
+
+def test_the_plausible_defects_do_what_they_are_named_for() -> None:
+    """Saturation caps the brightest bins at one level; a mirrored stretch holds the same
+    values in reverse order; an inverted one turns its dips into peaks."""
+    row = _spectra(np.random.default_rng(6), 1)[0]
+    covered = np.flatnonzero(np.isfinite(row))
+    assert {"saturate", "mirror", "invert"} <= set(DEFECTS)
+    x = row.astype(np.float64)
+    defect("saturate", x, covered, np.random.default_rng(0))
+    top = x[covered].max()
+    assert (x[covered] == top).mean() >= 0.05 and top < row[covered].max()
+    np.testing.assert_array_equal(x[covered][row[covered] < top], row[covered][row[covered] < top])
+    for seed in range(5):
+        x = row.astype(np.float64)
+        defect("mirror", x, covered, np.random.default_rng(seed))
+        changed = covered[x[covered] != row[covered]]
+        assert changed.size > 0.1 * covered.size
+        stretch = slice(changed[0], changed[-1] + 1)
+        np.testing.assert_array_equal(x[stretch], row[stretch][::-1])
+        x = row.astype(np.float64)
+        defect("invert", x, covered, np.random.default_rng(seed))
+        changed = covered[x[covered] != row[covered]]
+        deepest = changed[np.argmin(row[changed])]
+        assert x[deepest] == x[changed].max()  # the deepest dip is now the highest peak
 
 
 def test_a_trained_critic_ranks_unseen_damaged_spectra_above_clean_ones() -> None:

@@ -2,18 +2,18 @@
 
 A reconstruction-based score only sees what the model fails to rebuild. It misses oddities the
 model half-reproduces (its shift search will place a line anywhere), it cannot tell a broad
-trough from the poorly rebuilt broad lines of an ordinary quasar, and it has no opinion about
-a spectrum that is odd but easy to rebuild (a step between two arms, a stretch of zeros, pure
+trough from the poorly rebuilt broad lines of an ordinary quasar, and it has no opinion about a
+spectrum that is odd but easy to rebuild (a step between two arms, a stretch of zeros, pure
 noise). So, after the model is trained, a critic learns what a normal pair (spectrum, the
-model's reconstruction of it) looks like: half of each batch are training spectra, half are
-the same spectra with one synthetic defect (an emission bump or an absorption trough where
-the spectrum has none, a step in the flux level, a flat or zeroed stretch, heavy noise, a
-narrow negative dip), each reconstructed by the model, and the critic is trained to say which
-is which. Its logit on a spectrum, as a robust z-score against the training spectra, is the
-critic's half of the anomaly score (models.base combines it with embeddings.anomaly's
-departure); this is self-supervised anomaly
-detection with synthetic outliers, in the spirit of Hendrycks et al. 2019 and CutPaste (Li et
-al. 2021), adapted to one-dimensional spectra with gaps.
+model's reconstruction of it) looks like: half of each batch are training spectra, half are the
+same spectra with one synthetic defect (an emission bump or an absorption trough where the
+spectrum has none, a step in the flux level, a flat or zeroed stretch, heavy noise, a narrow
+negative dip, flux capped at a saturation level, a stretch reversed or turned upside down),
+each reconstructed by the model, and the critic is trained to say which is which. Its logit on
+a spectrum, as a robust z-score against the training spectra, is the critic's half of the
+anomaly score (models.base combines it with embeddings.anomaly's departure); this is
+self-supervised anomaly detection with synthetic outliers, in the spirit of Hendrycks et al.
+2019 and CutPaste (Li et al. 2021), adapted to one-dimensional spectra with gaps.
 
 On the demo archive the critic moves the injected troughs and white dwarfs from ranks 12-160
 to the top twenty or so (docs/operator/embeddings.md has the figures).
@@ -29,7 +29,10 @@ from escape_vo.embeddings.convnet import masked_reader
 from escape_vo.embeddings.grid import CLIP
 from escape_vo.embeddings.progress import progress_bar
 
-DEFECTS = ("bump", "trough", "step", "flat", "noise", "dip")
+# the last three are instrument and reduction failures that leave a spectrum plausible: flux
+# capped at a saturation level, a stretch in reverse order (a wavelength solution running the
+# wrong way), a stretch turned upside down (absorption become emission)
+DEFECTS = ("bump", "trough", "step", "flat", "noise", "dip", "saturate", "mirror", "invert")
 # Log-odds differences smaller than this are no evidence: a barely trained critic gives nearly
 # the same logit to every spectrum, and dividing by that spread would blow up its z-scores. A
 # trained one spreads its training spectra over ~0.7-0.9.
@@ -41,39 +44,52 @@ def damage(flux: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.n
     """A copy of each spectrum (normalised, 0 where masked) with one random defect inside its
     covered span, renormalised by its median like the preprocessing does."""
     out = flux.astype(np.float64, copy=True)
-    n_pix = flux.shape[1]
-    pix = np.arange(n_pix)
     for i, kind in enumerate(rng.integers(len(DEFECTS), size=len(flux))):
         covered = np.flatnonzero(mask[i])
         if covered.size < 8:
             continue
-        first, last = covered[0], covered[-1]
-        span = float(last - first)
-        centre = rng.uniform(first, last)
-        level = float(np.median(out[i, covered]))
-        level = level if level > 1e-3 else 1.0
-        x = out[i]
-        defect = DEFECTS[kind]
-        if defect == "bump":
-            width = rng.uniform(0.5, 4.0)
-            x += rng.uniform(1.0, 30.0) * level * np.exp(-0.5 * ((pix - centre) / width) ** 2)
-        elif defect == "trough":
-            width = rng.uniform(1.0, 2.0 + 0.03 * span)
-            x *= 1 - rng.uniform(0.5, 0.95) * np.exp(-0.5 * ((pix - centre) / width) ** 2)
-        elif defect == "step":
-            x[pix > centre] *= np.exp(rng.uniform(-1.2, 1.2))
-        elif defect == "flat":
-            stretch = np.abs(pix - centre) < rng.uniform(3.0, 4.0 + 0.1 * span) / 2
-            x[stretch] = rng.choice([0.0, level])
-        elif defect == "noise":
-            x += rng.uniform(0.2, 1.0) * level * rng.standard_normal(n_pix)
-        else:  # a narrow negative dip: an over-subtracted sky line
-            width = rng.uniform(0.3, 2.0)
-            x -= rng.uniform(1.0, 8.0) * level * np.exp(-0.5 * ((pix - centre) / width) ** 2)
-        median = float(np.median(x[covered]))
+        defect(DEFECTS[kind], out[i], covered, rng)
+        median = float(np.median(out[i, covered]))
         if median > 1e-3:
-            x /= median
+            out[i] /= median
     return np.where(mask, np.clip(out, *CLIP), 0.0).astype(np.float32)
+
+
+def defect(kind: str, x: np.ndarray, covered: np.ndarray, rng: np.random.Generator) -> None:
+    """Apply one defect of `kind` (one of DEFECTS) in place to the spectrum `x` inside its
+    `covered` bins (sorted indices)."""
+    pix = np.arange(len(x))
+    first, last = covered[0], covered[-1]
+    span = float(last - first)
+    centre = rng.uniform(first, last)
+    level = float(np.median(x[covered]))
+    level = level if level > 1e-3 else 1.0
+    if kind == "bump":
+        width = rng.uniform(0.5, 4.0)
+        x += rng.uniform(1.0, 30.0) * level * np.exp(-0.5 * ((pix - centre) / width) ** 2)
+    elif kind == "trough":
+        width = rng.uniform(1.0, 2.0 + 0.03 * span)
+        x *= 1 - rng.uniform(0.5, 0.95) * np.exp(-0.5 * ((pix - centre) / width) ** 2)
+    elif kind == "step":
+        x[pix > centre] *= np.exp(rng.uniform(-1.2, 1.2))
+    elif kind == "flat":
+        stretch = np.abs(pix - centre) < rng.uniform(3.0, 4.0 + 0.1 * span) / 2
+        x[stretch] = rng.choice([0.0, level])
+    elif kind == "noise":
+        x += rng.uniform(0.2, 1.0) * level * rng.standard_normal(len(x))
+    elif kind == "dip":  # a narrow negative dip: an over-subtracted sky line
+        width = rng.uniform(0.3, 2.0)
+        x -= rng.uniform(1.0, 8.0) * level * np.exp(-0.5 * ((pix - centre) / width) ** 2)
+    elif kind == "saturate":
+        x[covered] = np.minimum(x[covered], np.percentile(x[covered], rng.uniform(40, 95)))
+    else:  # mirror, invert: a covered stretch of 20-100 % of the span
+        length = rng.uniform(0.2, 1.0) * span
+        start = rng.uniform(first, last - length)
+        inside = covered[(covered >= start) & (covered <= start + length)]
+        if kind == "mirror":
+            x[inside] = x[inside][::-1]
+        else:
+            x[inside] = x[inside].max() + rng.uniform(0.05, 0.5) * level - x[inside]
 
 
 class Critic:
