@@ -7,6 +7,7 @@ import numpy as np
 from escape_vo.embeddings.anomaly import (
     HIDE,
     SMOOTH_QUANTILE,
+    STENCILS,
     calibrate,
     calibrate_smoothness,
     deviations,
@@ -159,15 +160,30 @@ def test_a_spectrum_without_noise_is_flagged_by_its_smoothness() -> None:
     flux = recon + sigma * rng.standard_normal(recon.shape)
     flux[:, :40] = np.nan  # gaps do not count
     continua = 1 + 0.3 * T + sigma * rng.standard_normal(recon.shape)
-    ratio = roughness(continua) / sigma[:, 0]  # DER_SNR's noise, from ~300 bins each
-    assert abs(np.median(ratio) - 1) < 0.05 and np.all(np.abs(ratio - 1) < 0.35)
+    ratio = roughness(continua) / sigma  # the noise, from the quietest ~75 of 300 bins
+    assert ratio.shape == (400, 2)  # second and fourth differences
+    assert np.all(np.abs(np.median(ratio, 0) - 1) < 0.05) and np.all(np.abs(ratio - 1) < 0.5)
     cal = calibrate_smoothness(flux)
     z = smoothness_z(flux, cal)
-    assert (z > 0).mean() <= SMOOTH_QUANTILE / 100 + 0.005 and z.max() < 1.5
+    # each stencil flags its smoothest SMOOTH_QUANTILE %, and only slightly
+    assert (z > 0).mean() <= len(STENCILS) * SMOOTH_QUANTILE / 100 + 0.005 and z.max() < 1.5
     constant = np.where(np.isfinite(flux[:3]), 1.0, np.nan)
     assert (smoothness_z(constant, cal) > 5).all()  # no noise at all
     noisy = constant + 0.03 * rng.standard_normal(constant.shape)
     assert (smoothness_z(noisy, cal) == 0).all()  # a flat continuum with noise is fine
+    # a rising continuum capped at saturation: its brightest 30 % have no noise left
+    rising = np.where(np.isfinite(flux[:3]), 1 + T + 0.02 * rng.standard_normal((3, P)), np.nan)
+    capped = np.minimum(rising, np.nanpercentile(rising, 70, axis=1, keepdims=True))
+    assert (smoothness_z(capped, cal) > 5).all()
+    # ... while the brightest 10 % capped leave the quietest quarter noisy: not flagged
+    capped = np.minimum(rising, np.nanpercentile(rising, 90, axis=1, keepdims=True))
+    assert (smoothness_z(capped, cal) < 1.5).all()
+    # smooth noiseless curves: what the fourth difference sees and the second does not
+    curves = np.stack([np.exp(3 * T), 1 + 0.5 * np.sin(2 * np.pi * np.arange(P) / 60.0)])
+    curves = np.where(np.isfinite(flux[:2]), curves, np.nan)
+    assert (smoothness_z(curves, cal) > 5).all()
+    assert (smoothness_z(curves, cal[:2]) < 5).any()  # a version with the second alone
+    assert (smoothness_z(constant, cal[:2]) > 5).all()  # which still flags a constant
     few = np.full((1, P), np.nan)
     few[0, 100:110] = 1.0  # six bins with both neighbours two away: not measurable
-    assert np.isnan(roughness(few)[0]) and smoothness_z(few, cal)[0] == 0
+    assert np.isnan(roughness(few)[0]).all() and smoothness_z(few, cal)[0] == 0

@@ -26,13 +26,14 @@ ignore. So the residual is measured differently:
 A score of 3 means "as far out as three standard deviations of the training spectra". This
 is one of the model's two opinions: models.base combines it with the critic's
 (embeddings.critic), with the negative-flux significance measured at preprocessing and with
-the smoothness flag below (a spectrum with no noise at all); docs/operator/embeddings.md has
-what each catches on the demo archive.
+the smoothness flag below (a quarter or more of a spectrum without noise);
+docs/operator/embeddings.md has what each catches on the demo archive.
 """
 
 from __future__ import annotations
 
 import warnings
+from statistics import NormalDist
 
 import numpy as np
 from numpy.polynomial import legendre
@@ -186,38 +187,64 @@ def score(
 
 
 SMOOTH_QUANTILE = 1  # percent: training spectra at least this rough never get a smoothness flag
+# The noise is measured on the quietest quarter of a spectrum's bins rather than on the median
+# one (DER_SNR): a quarter without any noise (flux capped at saturation, a stretch of fill
+# values, a noiseless model pasted in) is as odd as a spectrum without any.
+ROUGH_QUANTILE = 25
+# Two differences over neighbours two bins apart (as DER_SNR): the second, 2 f_i - f_i-2 -
+# f_i+2, sees a plateau of 5 bins as noiseless; the fourth, f_i-4 - 4 f_i-2 + 6 f_i - 4 f_i+2 +
+# f_i+4, cancels a cubic too, so a smooth noiseless curve (a power law, a sine, a model) has
+# almost none left where the second keeps its curvature. Each is scaled to sigma for Gaussian
+# noise of sigma: the sum of its squared coefficients times the ROUGH_QUANTILE-th percentile
+# of |N(0, 1)|.
+STENCILS = (np.array([-1.0, 2.0, -1.0]), np.array([1.0, -4.0, 6.0, -4.0, 1.0]))
+_HALF_NORMAL = NormalDist().inv_cdf(0.5 + ROUGH_QUANTILE / 200)
 
 
 def roughness(flux: np.ndarray, chunk: int = 1024) -> np.ndarray:
-    """Noise of each spectrum (NaN = masked) on the grid, from the flux alone: the DER_SNR
-    estimate (Stoehr et al. 2008) over bins whose neighbours two away are covered too. NaN
-    with fewer than 8 such bins. Every observed spectrum has some; a constant has none."""
-    out = np.full(len(flux), np.nan)
+    """(n, len(STENCILS)): the noise of each spectrum (NaN = masked) on the grid, from the flux
+    alone, in the manner of DER_SNR (Stoehr et al. 2008) but from the ROUGH_QUANTILE-th
+    percentile of each of the STENCILS' differences, over the bins whose neighbours it takes
+    are covered too. NaN with fewer than 8 such bins. Every observed spectrum has some noise;
+    a constant has none."""
+    out = np.full((len(flux), len(STENCILS)), np.nan)
     for i in range(0, len(flux), chunk):
         f = np.asarray(flux[i : i + chunk], dtype=np.float64)
-        second = np.abs(2 * f[:, 2:-2] - f[:, :-4] - f[:, 4:])  # NaN where any of the three is
-        enough = np.isfinite(second).sum(1) >= 8
-        if enough.any():
-            noise = 1.482602 / np.sqrt(6.0) * np.nanmedian(second[enough], axis=1)
-            out[i : i + chunk][enough] = noise
+        for k, stencil in enumerate(STENCILS):
+            reach = 2 * (len(stencil) - 1)  # bins spanned, neighbours two apart
+            diff = sum(c * f[:, 2 * j : f.shape[1] - reach + 2 * j] for j, c in enumerate(stencil))
+            diff = np.abs(diff)  # NaN where any bin it takes is
+            enough = np.isfinite(diff).sum(1) >= 8
+            if enough.any():
+                quiet = np.nanpercentile(diff[enough], ROUGH_QUANTILE, axis=1)
+                out[i : i + chunk, k][enough] = quiet / (_HALF_NORMAL * np.linalg.norm(stencil))
     return out
 
 
 def calibrate_smoothness(flux: np.ndarray) -> np.ndarray:
-    """[SMOOTH_QUANTILE-th percentile, MAD] of log roughness over the training spectra."""
-    r = _log(roughness(flux))
-    r = r[np.isfinite(r)]
-    if r.size == 0:
-        return np.array([np.nan, 1.0])
-    spread = float(1.4826 * np.median(np.abs(r - np.median(r)))) or 1.0
-    return np.array([float(np.percentile(r, SMOOTH_QUANTILE)), spread])
+    """Per stencil, [SMOOTH_QUANTILE-th percentile, MAD] of log roughness over the training
+    spectra, flattened."""
+    cal = []
+    for r in _log(roughness(flux)).T:
+        r = r[np.isfinite(r)]
+        if r.size == 0:
+            cal += [np.nan, 1.0]
+            continue
+        spread = float(1.4826 * np.median(np.abs(r - np.median(r)))) or 1.0
+        cal += [float(np.percentile(r, SMOOTH_QUANTILE)), spread]
+    return np.array(cal)
 
 
 def smoothness_z(flux: np.ndarray, calibration: np.ndarray) -> np.ndarray:
     """How many spreads (MAD of log roughness) a spectrum is smoother than the smoothest
-    SMOOTH_QUANTILE % of the training spectra; 0 when it is not (or cannot be measured).
-    A spectrum with no noise at all (a constant, a fill value, a noiseless model) is odd
-    whatever the model rebuilds; like negative flux, this only ever raises a score."""
-    floor, spread = calibration
-    z = (floor - _log(roughness(flux))) / spread
-    return np.where(np.isfinite(z) & (z > 0), z, 0.0).astype(np.float32)
+    SMOOTH_QUANTILE % of the training spectra, by whichever stencil says more; 0 when it is
+    not (or cannot be measured). A spectrum a quarter or more of which has no noise at all (a
+    constant, fill values, flux capped at saturation, a noiseless model) is odd whatever the
+    model rebuilds; like negative flux, this only ever raises a score. A calibration of one
+    pair (a version trained before the fourth difference) uses the second alone."""
+    logs = _log(roughness(flux))
+    pairs = calibration.reshape(-1, 2)
+    with np.errstate(invalid="ignore"):
+        z = np.stack([(floor - logs[:, k]) / spread for k, (floor, spread) in enumerate(pairs)])
+    z = np.where(np.isfinite(z) & (z > 0), z, 0.0).max(0)
+    return z.astype(np.float32)

@@ -174,9 +174,9 @@ class EmbeddingModel(ABC):
         Stouffer's z = (z1 + z2) / sqrt(2), or where larger one of two flags that are exactly
         0 for nearly every spectrum (which then keeps its negative z if it has one): the
         negative-flux significance measured at preprocessing, and the smoothness
-        (anomaly.smoothness_z: no noise at all). All are z-scores: 0 typical, 3 rare.
-        Spectra the score was not calibrated on are first put on the training spectra's scale
-        (calibrate_unseen)."""
+        (anomaly.smoothness_z: a quarter or more without noise). All are z-scores: 0 typical,
+        3 rare. Spectra the score was not calibrated on are first put on the training
+        spectra's scale (calibrate_unseen)."""
         if self.calibration is None:
             return error
         parts = self._parts(flux, recon, data.rest_frame)
