@@ -194,9 +194,9 @@ ROUGH_QUANTILE = 25
 # Two differences over neighbours two bins apart (as DER_SNR): the second, 2 f_i - f_i-2 -
 # f_i+2, sees a plateau of 5 bins as noiseless; the fourth, f_i-4 - 4 f_i-2 + 6 f_i - 4 f_i+2 +
 # f_i+4, cancels a cubic too, so a smooth noiseless curve (a power law, a sine, a model) has
-# almost none left where the second keeps its curvature. Each is scaled to sigma for Gaussian
-# noise of sigma: the sum of its squared coefficients times the ROUGH_QUANTILE-th percentile
-# of |N(0, 1)|.
+# almost none left where the second keeps its curvature. Each is divided by what Gaussian
+# noise of sigma 1 gives: the root of the sum of its squared coefficients times the
+# ROUGH_QUANTILE-th percentile of |N(0, 1)|.
 STENCILS = (np.array([-1.0, 2.0, -1.0]), np.array([1.0, -4.0, 6.0, -4.0, 1.0]))
 _HALF_NORMAL = NormalDist().inv_cdf(0.5 + ROUGH_QUANTILE / 200)
 
