@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import sys
-import time
 import types
 from dataclasses import replace
 
@@ -657,15 +656,3 @@ def test_deep_nesting_is_an_error_not_a_crash():
     assert translate("SELECT " + "(1+" * 200 + "1" + ")" * 200 + " FROM ivoa.obscore", CATALOG)
     adql = "SELECT " + "(1+" * 5000 + "1" + ")" * 5000 + " FROM ivoa.obscore"
     assert "nested too deeply" in fails(adql)
-
-
-def test_translation_is_fast():
-    adql = (
-        "SELECT TOP 100 obs_publisher_did, target_name, s_ra, s_dec FROM ivoa.obscore "
-        "WHERE instrument_name = 'HARPS' AND em_min < 5e-7 ORDER BY s_ra"
-    )
-    translate(adql, CATALOG)
-    start = time.perf_counter()
-    for _ in range(50):
-        translate(adql, CATALOG, max_rows=1001)
-    assert (time.perf_counter() - start) / 50 < 0.005

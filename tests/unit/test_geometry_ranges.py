@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 
 import astropy.units as u
 import numpy as np
@@ -213,29 +212,3 @@ def test_whole_sky_and_errors() -> None:
             healpix_ranges(*bad)
     with pytest.raises(ValueError):
         healpix_ranges("circle", [10, 20, 1], max_ranges=0)
-
-
-def test_speed() -> None:
-    rng = np.random.default_rng(RNG_SEED)
-    healpix_ranges("circle", [10, 20, 0.1])  # warm-up (imports, astropy caches)
-    timings: dict[str, list[float]] = {"cone 0.1 deg": [], "cone 5 deg": [], "polygon 1 deg": []}
-    for _ in range(300):
-        ra = float(rng.uniform(0, 360))
-        dec = float(np.degrees(np.arcsin(rng.uniform(-1, 1))))
-        for name, kind, params in (
-            ("cone 0.1 deg", "circle", [ra, dec, 0.1]),
-            ("cone 5 deg", "circle", [ra, dec, 5.0]),
-            ("polygon 1 deg", "polygon", None),
-        ):
-            if params is None:
-                pra, pdec = star_polygon(rng, ra, dec, 1.0, 6, True)
-                params = np.column_stack([pra, pdec]).ravel().tolist()
-            t0 = time.perf_counter()
-            healpix_ranges(kind, params)
-            timings[name].append(time.perf_counter() - t0)
-    for name, ts in timings.items():
-        print(
-            f"healpix_ranges {name}: p50 {np.median(ts) * 1e3:.3f} ms, "
-            f"p99 {np.percentile(ts, 99) * 1e3:.3f} ms"
-        )
-    assert np.median(timings["cone 0.1 deg"]) < 2e-3
