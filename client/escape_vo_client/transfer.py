@@ -451,9 +451,10 @@ class Downloader:
         outcome.reason, outcome.permanent = reason, permanent
         return outcome
 
-    async def _get(self, t: Transfer, part: Path) -> tuple[int, _Meta | None]:
+    async def _get(self, t: Transfer, part: Path) -> tuple[int, _Meta]:
         """One GET, appending to a partial file when the server supports Range. Returns the
-        offset the transfer resumed at (0 for a fresh start) and the response's validators."""
+        offset the transfer resumed at (0 for a fresh start) and the validators the file is
+        checked against: the response's, or those saved with the partial file it continued."""
         meta = _Meta.load(part, t.url) if part.exists() else None
         offset = part.stat().st_size if meta is not None else 0
         if meta is not None and meta.total is not None and offset > meta.total:
@@ -470,6 +471,7 @@ class Downloader:
                 if r.status_code == 416 and offset:
                     _, total = _content_range(r.headers.get("content-range"))
                     if total == offset:  # the previous process got every byte
+                        assert meta is not None  # an offset comes with the partial's validators
                         return offset, meta
                     _discard(part)
                     raise TransientError("the server refused to resume the partial file")
@@ -508,27 +510,26 @@ class Downloader:
                         fh.flush()
                 if total is not None and received != total:
                     raise TransientError(f"truncated body: {received} of {total} bytes")
+                assert meta is not None  # set above for a 200, loaded with the partial for a 206
                 return offset, meta
         except httpx.HTTPError as exc:
             raise network_error(exc) from exc
 
-    async def _verify(self, t: Transfer, part: Path, outcome: Outcome, meta: _Meta | None) -> None:
+    async def _verify(self, t: Transfer, part: Path, outcome: Outcome, meta: _Meta) -> None:
         """Check the complete .part against everything announced, then give it its final
         name: on the event loop for a file of up to INLINE_CHECK bytes, in a worker thread for
         a larger one (whose hashing would stall the other transfers)."""
-        meta = meta or _Meta.load(part, t.url)
-        outcome.filename = meta.filename if meta else None
+        outcome.filename = meta.filename
         announced = [t.checksum] if t.checksum else []
-        for text in meta.checksums if meta else []:
+        for text in meta.checksums:
             value, _, source = text.partition("|")
             c = Checksum.parse(value, source)
             if c:
                 announced.append(c)
-        total = meta.total if meta else None
         if part.stat().st_size <= INLINE_CHECK:
-            size, digests = _check_and_keep(t, part, total, announced)
+            size, digests = _check_and_keep(t, part, meta.total, announced)
         else:
-            size, digests = await asyncio.to_thread(_check_and_keep, t, part, total, announced)
+            size, digests = await asyncio.to_thread(_check_and_keep, t, part, meta.total, announced)
         outcome.size, outcome.sha256 = size, digests["sha256"]
         outcome.verified_by.extend(f"{c.algorithm} ({c.source})" for c in announced)
 
