@@ -238,8 +238,8 @@ def run() -> dict:
                 )
                 for group, held in (("designed_against", False), ("held_out", True))
             }
-            n = {"designed_against": len(labels) - COPIES * len(HELD_OUT)}
-            n["held_out"] = COPIES * len(HELD_OUT)
+            n_held = COPIES * len(HELD_OUT)
+            n = {"designed_against": len(labels) - n_held, "held_out": n_held}
             results["models"][name] = {"ranks": ranks, "in_top_1pct": caught, "n": n}
             missed = {k: rs for k, rs in ranks.items() if max(rs) > TOP}
             report.append(
