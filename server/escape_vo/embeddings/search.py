@@ -82,6 +82,15 @@ def _settings_sql(k: int) -> list[str]:
     ]
 
 
+def _settings_one(k: int) -> str:
+    """The same settings as one statement (one message less in a pipeline)."""
+    ef = min(max(64, 4 * k), 1000)
+    return (
+        f"SELECT set_config('hnsw.ef_search', '{ef}', true), "
+        "set_config('hnsw.iterative_scan', 'strict_order', true)"
+    )
+
+
 def _check(k: int) -> None:
     if not 1 <= k <= MAX_K:
         raise SearchError(f"k must be between 1 and {MAX_K}; got {k}")
@@ -120,21 +129,34 @@ _AVAILABLE = "SELECT DISTINCT name FROM embeddings.models WHERE is_current ORDER
 
 
 async def similar_async(pool, did: str, model: str | None, k: int) -> list[Neighbour]:
-    """The k spectra nearest to `did` (itself excluded), for the web endpoint."""
+    """The k spectra nearest to `did` (itself excluded), for the web endpoint.
+
+    With a model named, the settings, the status check and the search go to the server as one
+    pipeline in one transaction: one round trip instead of six, which was most of a request's
+    time (the HNSW search itself takes 1-3 ms). The status says why when nothing is found."""
     _check(k)
     async with pool.connection() as conn:
-        cur = await conn.execute(_AVAILABLE)
-        available = [r[0] for r in await cur.fetchall()]
-        model = model or default_model(available)
+        available: list[str] | None = None
         if model is None:
-            raise SearchError("no embedding model has been applied yet (escape-vo embed apply)")
-        cur = await conn.execute(_STATUS.format(m=sql.Literal(model), d=sql.Literal(did)))
-        _explain(model, did, await cur.fetchone(), available)
-        async with conn.transaction():
-            for statement in _settings_sql(k):
-                await conn.execute(statement)
-            cur = await conn.execute(neighbours_sql(model, did, k))
-            return [Neighbour(*row) for row in await cur.fetchall()]
+            available = await _available_async(conn)
+            model = default_model(available)
+            if model is None:
+                raise SearchError("no embedding model has been applied yet (escape-vo embed apply)")
+        status_sql = _STATUS.format(m=sql.Literal(model), d=sql.Literal(did))
+        async with conn.pipeline(), conn.transaction():
+            await conn.execute(_settings_one(k))
+            status_cur = await conn.execute(status_sql)
+            found_cur = await conn.execute(neighbours_sql(model, did, k))
+        status = await status_cur.fetchone()
+        if not all(status):
+            _explain(model, did, status, available or await _available_async(conn))
+        rows = await found_cur.fetchall()
+        return [Neighbour(*row) for row in rows]
+
+
+async def _available_async(conn) -> list[str]:
+    cur = await conn.execute(_AVAILABLE)
+    return [r[0] for r in await cur.fetchall()]
 
 
 def similar(conn: psycopg.Connection, did: str, model: str | None, k: int) -> list[Neighbour]:

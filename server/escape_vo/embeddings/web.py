@@ -9,6 +9,7 @@ GET /embeddings/models                    the trained models and their metrics (
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from psycopg import sql
 from vo_models.vodataservice.models import ParamHTTP
 from vo_models.voresource.models import AccessURL, Capability
@@ -45,7 +46,8 @@ def _error(message: str, status: int = 400) -> Response:
     )
 
 
-def result_columns() -> list[Column]:
+@functools.cache
+def result_columns() -> tuple[Column, ...]:
     """Metadata of the neighbours table: the view's own columns plus the distance."""
     view = find_table("embeddings.spectrum_embeddings")
     distance = Column(
@@ -62,7 +64,7 @@ def result_columns() -> list[Column]:
         else:
             col = view.column(name)
             out.append(Column(**{f: getattr(col, f) for f in col.__slots__ if f != "expr"}))
-    return out
+    return tuple(out)
 
 
 def _param(request: Request, *names: str) -> str | None:
@@ -123,8 +125,9 @@ async def similar_endpoint(request: Request) -> Response:
     batch = pa.record_batch(arrays, names=[c.name for c in columns])
     used = found[0].model if found else (model or "")
     infos = [("QUERY_ID", did), ("MODEL", used), ("K", str(k))]
-    body = write_result(fmt, columns, iter([batch]), max_rows=k, infos=infos)
-    return StreamingResponse(body, media_type=fmt.mime_type)
+    # at most MAX_K rows: written whole, since streaming costs a thread hop per chunk
+    body = b"".join(write_result(fmt, columns, iter([batch]), max_rows=k, infos=infos))
+    return Response(body, media_type=fmt.mime_type)
 
 
 def _arrow(col: Column) -> pa.DataType:
