@@ -4,9 +4,10 @@ The vectors are synthetic (16-D, 300 Gaussian clusters of different sizes and wi
 spectra of a few classes and many subclasses cluster), stored exactly as `embed apply` stores
 them, with the same HNSW index; the spectra rows behind them are minimal. 200 random query
 spectra go through GET /embeddings/similar (k=10) on a real uvicorn server; the floor is the
-same k-NN SQL run directly in PostgreSQL. Recall@10 compares the answers with exact search
-(brute-force cosine in numpy). Apply throughput: `embed apply` of the autoencoder on demo
-spectra (preprocessing included and reported apart), 2 cores.
+same k-NN SQL run directly in PostgreSQL, on the same queries with the same pages in memory
+(the first pass over them, on the freshly built index, is reported apart). Recall@10 compares
+the answers with exact search (brute-force cosine in numpy). Apply throughput: `embed apply`
+of the autoencoder on demo spectra (preprocessing included and reported apart), 2 cores.
 
 BENCH_EMBED_VECTORS changes the number of vectors, BENCH_EMBED_APPLY_SPECTRA the demo size.
 """
@@ -85,7 +86,10 @@ def _exact(vectors: np.ndarray, q: int) -> list[int]:
 
 
 def _search(url: str, vectors: np.ndarray) -> dict:
-    from escape_vo.embeddings.search import _settings_sql, neighbours_sql
+    """Three passes over the same 200 queries: HTTP on a freshly built index (cold: the pages
+    of each query's neighbourhood are read for the first time), the SQL alone, HTTP again.
+    The second and third find the same pages in memory, so their ratio is the service's own
+    cost; the first pass is reported as well."""
     from escape_vo.settings import Settings
     from escape_vo.web.app import create_app
     from tests.conftest import LiveServer, free_port
@@ -95,21 +99,52 @@ def _search(url: str, vectors: np.ndarray) -> dict:
     dids = [f"ivo://bench.example/spectra?{q + 1}" for q in queries]
     port = free_port()
     settings = Settings(database_url=url, port=port)
-    http_ms, sql_ms, recalls = [], [], []
+    recalls: list[float] = []
     with LiveServer(create_app(settings), port) as server, httpx.Client() as client:
-        for did in dids[:10]:  # warm caches and the pool
+        for did in dids[:10]:  # warm the pool and the upper layers of the graph
             client.get(f"{server.url}/embeddings/similar", params={"ID": did, "model": MODEL})
-        for q, did in zip(queries, dids, strict=True):
-            t = time.perf_counter()
-            r = client.get(
-                f"{server.url}/embeddings/similar",
-                params={"ID": did, "k": K, "model": MODEL, "RESPONSEFORMAT": "csv"},
-            )
-            http_ms.append((time.perf_counter() - t) * 1000)
-            r.raise_for_status()
+        cold_ms = _http_pass(client, server.url, dids, queries, vectors, recalls)
+        sql_ms = _sql_pass(url, dids)
+        http_ms = _http_pass(client, server.url, dids)
+    return {
+        "http_p50_ms": round(statistics.median(http_ms), 2),
+        "http_p95_ms": round(float(np.percentile(http_ms, 95)), 2),
+        "http_cold_p50_ms": round(statistics.median(cold_ms), 2),
+        "sql_p50_ms": round(statistics.median(sql_ms), 2),
+        "recall_at_10": round(float(np.mean(recalls)), 4),
+    }
+
+
+def _http_pass(
+    client: httpx.Client,
+    base: str,
+    dids: list[str],
+    queries: np.ndarray | None = None,
+    vectors: np.ndarray | None = None,
+    recalls: list[float] | None = None,
+) -> list[float]:
+    """Milliseconds per GET /embeddings/similar; with `recalls`, the first 100 answers'
+    recall@10 against exact search is appended to it."""
+    out = []
+    for i, did in enumerate(dids):
+        t = time.perf_counter()
+        r = client.get(
+            f"{base}/embeddings/similar",
+            params={"ID": did, "k": K, "model": MODEL, "RESPONSEFORMAT": "csv"},
+        )
+        out.append((time.perf_counter() - t) * 1000)
+        r.raise_for_status()
+        if recalls is not None and vectors is not None and queries is not None and i < 100:
             got = [int(line.split(",")[1]) for line in r.text.strip().splitlines()[1:]]
-            if len(recalls) < 100:
-                recalls.append(len(set(got) & set(_exact(vectors, int(q)))) / K)
+            recalls.append(len(set(got) & set(_exact(vectors, int(queries[i])))) / K)
+    return out
+
+
+def _sql_pass(url: str, dids: list[str]) -> list[float]:
+    """Milliseconds of the same k-NN SQL run directly (settings applied, not timed)."""
+    from escape_vo.embeddings.search import _settings_sql, neighbours_sql
+
+    out = []
     with psycopg.connect(url) as conn:
         for did in dids:
             with conn.transaction():
@@ -117,13 +152,8 @@ def _search(url: str, vectors: np.ndarray) -> dict:
                     conn.execute(s)
                 t = time.perf_counter()
                 conn.execute(neighbours_sql(MODEL, did, K)).fetchall()
-                sql_ms.append((time.perf_counter() - t) * 1000)
-    return {
-        "http_p50_ms": round(statistics.median(http_ms), 2),
-        "http_p95_ms": round(float(np.percentile(http_ms, 95)), 2),
-        "sql_p50_ms": round(statistics.median(sql_ms), 2),
-        "recall_at_10": round(float(np.mean(recalls)), 4),
-    }
+                out.append((time.perf_counter() - t) * 1000)
+    return out
 
 
 def _apply_throughput() -> dict:
@@ -167,7 +197,8 @@ def run() -> dict:
         f"{index_s:.0f} s)",
         f"GET /embeddings/similar k={K}: p50 {search['http_p50_ms']} ms, p95 "
         f"{search['http_p95_ms']} ms over HTTP (target < 10 ms); the SQL alone p50 "
-        f"{search['sql_p50_ms']} ms",
+        f"{search['sql_p50_ms']} ms; the first pass over the queries p50 "
+        f"{search['http_cold_p50_ms']} ms",
         f"recall@10 against exact search: {search['recall_at_10']} (target >= 0.95)",
         f"embed apply (autoencoder, 2 cores): {applied['apply_per_s']} spectra/s on "
         f"{applied['apply_spectra']} demo spectra (preprocessing alone "
