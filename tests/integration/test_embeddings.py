@@ -302,6 +302,29 @@ def test_bad_requests_get_error_documents(embedded, server) -> None:
         assert "QUERY_STATUS" in r.text and message in r.text, r.text
 
 
+def test_a_spectrum_not_yet_embedded_is_said_to_be_so(embedded, server) -> None:
+    """The search runs in one pipeline with the check that the spectrum has a vector; when
+    it has none, the answer says so instead of giving the neighbours of nothing."""
+    settings, _ = embedded
+    did = "ivo://test.example/spectra?not-embedded-yet"
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO archive.spectra (spectrum_id, publisher_did, calib_level, n_pix, "
+            "file_format, file_index, file_sha256, file_size, file_path, ingest_time) "
+            "SELECT max(spectrum_id) + 1, %s, 2, 10, 'sdss', 0, repeat('0', 64), 1, 'x', now() "
+            "FROM archive.spectra",
+            (did,),
+        )
+        try:
+            for model in (None, "pca"):
+                params = {"ID": did} | ({"model": model} if model else {})
+                r = httpx.get(f"{server.url}/embeddings/similar", params=params)
+                assert r.status_code == 400
+                assert "has no vector for model" in r.text and "embed apply" in r.text, r.text
+        finally:
+            conn.execute("DELETE FROM archive.spectra WHERE publisher_did = %s", (did,))
+
+
 def test_map_page_points_and_preprocessed_spectra(embedded, server) -> None:
     r = httpx.get(f"{server.url}/embeddings/map")
     assert r.status_code == 200 and "<canvas" in r.text
