@@ -9,6 +9,10 @@ queries them together with a second archive."""
 from __future__ import annotations
 
 import math
+import os
+import shlex
+import subprocess
+import sys
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Iterator
@@ -26,6 +30,7 @@ from pyvo.registry import regtap
 from escape_vo.adql import Catalog
 from escape_vo.adql.udf import UDFS, Udf
 from escape_vo.db.metadata import build_metadata
+from escape_vo.db.migrate import migrate
 from escape_vo.schema.model import load_schemas
 from escape_vo.tap import sync as tap_sync
 from escape_vo.tap.executor import READER_ROLE, QueryPool
@@ -338,3 +343,49 @@ def test_federated_search_merges_archives(registry, live_server, demo_archive, f
     assert table["em_min"].unit == "m" and table["ra"].unit == "deg"
     assert list(table.meta["errors"]) == ["http://127.0.0.1:9/ssa"]
     assert table.meta["counts"][f"{remote.base_url}/tap"] == len(expect_remote)
+
+
+def test_harvest_discover_prints_commands_that_harvest_the_services_found(
+    registry, live_server, demo_archive, fresh_db, tmp_path: Path
+) -> None:
+    """`escape-vo harvest discover` finds our SSA and ObsCore TAP services in the registry and
+    prints the harvest commands; the SSA one, narrowed to one position, harvests that spectrum
+    into another archive."""
+    settings, truth = demo_archive
+    auth = settings.ivo_authority
+    escape_vo = str(Path(sys.executable).parent / "escape-vo")
+    run = subprocess.run(
+        [escape_vo, "harvest", "discover", "spectra", "--registry", registry],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert f"ivo://{auth}/ssa  SSA" in run.stdout and f"ivo://{auth}/tap  TAP" in run.stdout
+    commands = [shlex.split(line) for line in run.stdout.splitlines() if line.startswith("  ")]
+    ssa = ["escape-vo", "harvest", "--ssa", f"{live_server.url}/ssa"]
+    tap = ["escape-vo", "harvest", "--tap", f"{live_server.url}/tap", "--adql",
+           "dataproduct_type = 'spectrum'"]  # fmt: skip
+    assert sorted(commands) == sorted([ssa, tap])
+
+    target = next(t for t in truth if t.instrument == "HARPS")
+    url = fresh_db()
+    migrate(url, base_url="http://127.0.0.1:1")
+    env = {**os.environ, "DATABASE_URL": url, "DATA_DIR": str(tmp_path / "here"),
+           "IVO_AUTHORITY": "here.example"}  # fmt: skip
+    narrowed = [escape_vo, *ssa[1:], "--pos", f"{target.ra},{target.dec}", "--size", "0.01"]
+    run = subprocess.run(narrowed, env=env, capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stdout + run.stderr
+    with psycopg.connect(url) as conn:
+        names = {r[0] for r in conn.execute("SELECT target_name FROM archive.spectra")}
+    assert target.target_name in names
+
+    run = subprocess.run(
+        [escape_vo, "harvest", "discover", "--waveband", "Radio", "--registry", registry],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0 and "no spectral services match" in run.stderr
+    run = subprocess.run(
+        [escape_vo, "harvest", "discover", "spectra", "--registry", "http://127.0.0.1:9/tap"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 1
+    assert "the registry query failed at http://127.0.0.1:9/tap" in run.stderr

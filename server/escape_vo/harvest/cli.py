@@ -1,8 +1,10 @@
-"""`escape-vo harvest`: harvest spectra from a remote TAP or SSA service; `harvest status`."""
+"""`escape-vo harvest`: harvest spectra from a remote TAP or SSA service; `harvest status`;
+`harvest discover`: find such services in the VO Registry."""
 
 from __future__ import annotations
 
 import asyncio
+import shlex
 import signal
 import sys
 
@@ -227,3 +229,56 @@ def status(harvest_id: int | None, failures: int) -> None:
             click.echo(f"  {kind}: {f['remote_id']}: {f['reason']}")
         if c["failed"] > len(h["failures"]):
             click.echo(f"  ... and {c['failed'] - len(h['failures'])} more failures")
+
+
+# what a TAP harvest of a discovered ObsCore service asks for: every spectrum
+DISCOVERED_ADQL = "dataproduct_type = 'spectrum'"
+
+
+@harvest.command("discover")
+@click.argument("keywords", nargs=-1)
+@click.option("--waveband", multiple=True, metavar="BAND",
+              help="Optical, Infrared, UV, ... (any of them; repeatable).")  # fmt: skip
+@click.option("--protocol", "protocols", type=click.Choice(["ssa", "tap"]), multiple=True,
+              help="Only SSA, or only TAP with ObsCore (default: both).")  # fmt: skip
+@click.option("--registry", metavar="URL",
+              help="TAP URL of a RegTAP service (default: pyvo's, the GAVO registry).")  # fmt: skip
+@click.option("--max", "maxrec", type=int, metavar="N", help="At most N registry records.")
+def discover(
+    keywords: tuple[str, ...],
+    waveband: tuple[str, ...],
+    protocols: tuple[str, ...],
+    registry: str | None,
+    maxrec: int | None,
+) -> None:
+    """Spectral services in the VO Registry whose records match all KEYWORDS (title,
+    description, subjects) and any --waveband: SSA services and TAP services with an ObsCore
+    table, each with the `escape-vo harvest` command that harvests it. Nothing is harvested:
+    narrow a command (--pos/--size, --band, --adql) before running it."""
+    from pyvo.dal.exceptions import DALAccessError
+
+    from escape_vo_client.registry import find_spectral_services
+
+    try:
+        found = find_spectral_services(
+            list(keywords),
+            list(waveband) or None,
+            protocols=protocols or ("ssa", "tap"),
+            registry=registry,
+            maxrec=maxrec,
+        )
+    except DALAccessError as exc:  # unreachable, not a VOTable, or the query refused
+        where = registry or "the default RegTAP service"
+        click.echo(f"error: the registry query failed at {where}: {exc}", err=True)
+        sys.exit(1)
+    if not found:
+        click.echo("no spectral services match", err=True)
+        return
+    for service in found:
+        bands = f" [{', '.join(service.wavebands)}]" if service.wavebands else ""
+        click.echo(f"{service.name}  {service.protocol.upper()}  {service.title or ''}{bands}")
+        if service.protocol == "ssa":
+            command = ["escape-vo", "harvest", "--ssa", service.url]
+        else:
+            command = ["escape-vo", "harvest", "--tap", service.url, "--adql", DISCOVERED_ADQL]
+        click.echo(f"  {shlex.join(command)}")
