@@ -1,6 +1,6 @@
 """UWS 1.1 (Universal Worker Service): asynchronous jobs that survive restarts.
 
-Generic over the service that runs the jobs: a kind ('tap', later 'soda') registers a JobKind
+Generic over the service that runs the jobs: a kind ('tap', 'soda') registers a JobKind
 (registry.py) with its runner; `router.uws_router(kind, prefix)` serves the UWS resources over
 HTTP; `Worker` (worker.py, `escape-vo worker`) runs queued jobs; `maintain` (cleaner.py)
 re-queues jobs of dead workers and destroys expired ones. Job state, queue and leases live in
