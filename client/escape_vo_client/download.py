@@ -205,9 +205,12 @@ async def download_items(
             report.failed.append((item.id, "no access_url for this ID"))
         else:
             todo.append(item)
-    if not resume:  # start over: forget partial files of these items
+    if not resume:  # start over: forget the partial files of these items, and only theirs
+        ours = set(stems.values())
         for path in dest.glob("*.part*"):
-            path.unlink(missing_ok=True)
+            stem = _strip_suffix(path.name.split(".part", 1)[0])
+            if stem in ours:
+                path.unlink(missing_ok=True)
 
     known = [i.size_hint for i in todo]
     bars = _Bars(progress, len(todo), sum(known) if known and None not in known else None)  # type: ignore[arg-type]

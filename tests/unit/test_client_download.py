@@ -1,0 +1,34 @@
+"""The client's download bookkeeping that needs no server: file names, and what a fresh start
+(resume=False) clears in a folder shared with other downloads."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from escape_vo_client.download import Item, download_items, file_stems
+
+
+def test_file_names_come_from_the_ids_and_clashes_get_a_hash() -> None:
+    stems = file_stems(["ivo://a.example/spectra?x-1", "ivo://b.example/data/y.fits",
+                        "ivo://c.example/s?k", "ivo://d.example/s?k"])  # fmt: skip
+    assert stems["ivo://a.example/spectra?x-1"] == "x-1"
+    assert stems["ivo://b.example/data/y.fits"] == "y.fits"
+    assert stems["ivo://c.example/s?k"] != stems["ivo://d.example/s?k"]
+    assert all(
+        s.startswith("k-") for s in (stems["ivo://c.example/s?k"], stems["ivo://d.example/s?k"])
+    )
+
+
+def test_starting_over_clears_only_the_partial_files_of_the_spectra_asked_for(
+    tmp_path: Path,
+) -> None:
+    for name in ("mine.fits.part", "mine.fits.part.json", "theirs.fits.part",
+                 "theirs.fits.part.json", "done.fits"):  # fmt: skip
+        (tmp_path / name).write_bytes(b"x")
+    items = [Item("ivo://a.example/spectra?mine")]  # no access URL: fails without a request
+    report = asyncio.run(download_items(items, tmp_path, resume=False, progress=False))
+    assert report.failed == [("ivo://a.example/spectra?mine", "no access_url for this ID")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "done.fits", "theirs.fits.part", "theirs.fits.part.json",
+    ]  # fmt: skip
