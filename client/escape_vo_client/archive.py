@@ -566,9 +566,7 @@ class Archive:
         options = {"k": int(k), **({"model": model} if model else {})}
         query = DatalinkQuery.from_resource(rows[0], resource, session=self.session, **options)
         params = {key: v for key, v in query.items() if v is not None and v != ""}
-        response = httpx.get(
-            query.queryurl, params=params, timeout=self.timeout, follow_redirects=True
-        )
+        response = run_coroutine(_answer(query.queryurl, params, self.timeout))
         table = _votable_or_error(response.content, response.status_code)
         table.meta["similar_to"] = id_
         return table
@@ -603,9 +601,14 @@ async def _get_bytes(url: str, timeout: float) -> bytes:
         return await d.request("GET", url)
 
 
+async def _answer(url: str, params: dict, timeout: float) -> httpx.Response:
+    """A GET retried like downloads (network errors, 429, 5xx), whatever status it ends with."""
+    async with Downloader(parallel=1, timeout=timeout) as d:
+        return await d.answer("GET", url, params=params)
+
+
 async def _soda(url: str, params: dict, timeout: float) -> tuple[bytes, str | None]:
-    async with Downloader(parallel=1, timeout=timeout) as d, d.slot(url):
-        response = await d.client.get(url, params=params)
+    response = await _answer(url, params, timeout)
     if response.status_code == 204:
         raise ValueError("the cutout is empty: the band contains no pixel of this spectrum")
     if response.status_code >= 400:

@@ -352,19 +352,28 @@ class Downloader:
         self, method: str, url: str, *, data: dict | None = None, params: dict | None = None
     ) -> bytes:
         """The body of a small document, with the same retries as files; raises on failure."""
+        response = await self.answer(method, url, data=data, params=params)
+        if response.status_code >= 400:
+            raise http_error(response, response.content)
+        return response.content
+
+    async def answer(
+        self, method: str, url: str, *, data: dict | None = None, params: dict | None = None
+    ) -> httpx.Response:
+        """The response to a small request, retried like files on network errors and on the
+        transient statuses (429, 5xx); any other status is returned for the caller to read,
+        since a service's error answer is a document (a DALI error VOTable) that says why."""
         attempt = 0
         while True:
             attempt += 1
             try:
                 async with self.slot(url):
                     response = await self.client.request(method, url, data=data, params=params)
-                if response.status_code >= 400:
-                    raise http_error(response, response.content)
-                return response.content
+                if response.status_code not in _TRANSIENT_STATUS:
+                    return response
+                error = http_error(response, response.content)
             except httpx.HTTPError as exc:
-                error: Exception = network_error(exc)
-            except TransientError as exc:
-                error = exc
+                error = network_error(exc)
             if isinstance(error, PermanentError) or attempt > self.policy.retries:
                 raise error
             await asyncio.sleep(self.policy.delay(attempt, getattr(error, "retry_after", None)))
