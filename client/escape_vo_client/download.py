@@ -4,7 +4,9 @@ Each spectrum is saved as `<name from its ID><extension>` in the destination dir
 there is complete by construction (it is renamed from `.part` only once verified), so a second
 call skips it without asking the server; a `.part` left by an interrupted call is resumed with
 HTTP Range. Failures never stop the others: they are collected with their reasons in the
-DownloadReport.
+DownloadReport. The folder's IDS_FILE records which ID each file was downloaded for, so a
+file of another spectrum with the same name (the same key at another archive) is neither
+skipped as this one's nor overwritten: the new file's name gets a short hash of its ID.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 from urllib.parse import urlsplit
 
 from escape_vo_client.datalink import BATCH, Product, Unresolved, is_datalink, resolve_products
@@ -37,6 +39,7 @@ _EXTENSIONS = {
 }
 _KNOWN_SUFFIXES = (".fits.gz", ".fit.gz", ".fits", ".fit", ".fts", ".xml", ".vot", ".csv", ".txt")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+IDS_FILE = ".escape-vo-ids"  # in the destination: a line "<file name><TAB><ID>" per download
 
 
 @dataclass
@@ -109,8 +112,23 @@ def file_stems(ids: Sequence[str]) -> dict[str, str]:
         counts[stem] = counts.get(stem, 0) + 1
     for id_, stem in stems.items():
         if counts[stem] > 1:
-            stems[id_] = f"{stem}-{hashlib.sha1(id_.encode()).hexdigest()[:8]}"
+            stems[id_] = _hashed(stem, id_)
     return stems
+
+
+def _hashed(stem: str, id_: str) -> str:
+    return f"{stem}-{hashlib.sha1(id_.encode()).hexdigest()[:8]}"
+
+
+def read_ids(dest: Path) -> dict[str, str]:
+    """File name -> the ID it was downloaded for, from the folder's IDS_FILE (later lines
+    win); empty for a folder filled before the file existed."""
+    try:
+        text = (dest / IDS_FILE).read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return {}
+    pairs = (line.split("\t", 1) for line in text.splitlines())
+    return {p[0]: p[1] for p in pairs if len(p) == 2}
 
 
 def _strip_suffix(name: str) -> str | None:
@@ -190,15 +208,21 @@ async def download_items(
     dest.mkdir(parents=True, exist_ok=True)
     report = DownloadReport(dest=dest, failed=list(failed))
     stems = file_stems([i.id for i in items])
-    present: dict[str, Path] = {}
-    if resume:
-        for path in dest.iterdir():
-            stem = _strip_suffix(path.name)
-            if stem is not None and path.is_file():
-                present[stem] = path
+    complete: dict[str, Path] = {}
+    for path in dest.iterdir():
+        stem = _strip_suffix(path.name)
+        if stem is not None and path.is_file():
+            complete[stem] = path
+    owners = read_ids(dest)
+    names = {p.name: p for p in complete.values()}
+    kept = {id_: names[name] for name, id_ in owners.items() if name in names}
     todo: list[Item] = []
     for item in items:
-        done = present.get(stems[item.id])
+        on_disk = complete.get(stems[item.id])
+        if on_disk is not None and owners.get(on_disk.name, item.id) != item.id:
+            stems[item.id] = _hashed(stems[item.id], item.id)  # another spectrum's file
+            on_disk = complete.get(stems[item.id])
+        done = (kept.get(item.id) or on_disk) if resume else None
         if done is not None:
             report.skipped.append((item.id, done))
         elif not item.access_url:
@@ -215,6 +239,7 @@ async def download_items(
     known = [i.size_hint for i in todo]
     bars = _Bars(progress, len(todo), sum(known) if known and None not in known else None)  # type: ignore[arg-type]
     policy = RetryPolicy(retries=retries)
+    ids_file: list[TextIO] = []  # the folder's IDS_FILE, opened at the first file downloaded
     try:
         async with Downloader(
             parallel=parallel,
@@ -228,6 +253,10 @@ async def download_items(
                 t = outcome.transfer
                 if outcome.ok:
                     report.succeeded.append((t.key, t.dest))
+                    if not ids_file:
+                        ids_file.append(open(dest / IDS_FILE, "a", encoding="utf-8"))  # noqa: SIM115
+                    ids_file[0].write(f"{t.dest.name}\t{t.key}\n")
+                    ids_file[0].flush()  # each record on disk as its file is
                     report.bytes += outcome.size - outcome.resumed_at
                 else:
                     report.failed.append((t.key, outcome.reason))
@@ -262,6 +291,8 @@ async def download_items(
                 *(via_datalink(linked[k : k + BATCH]) for k in range(0, len(linked), BATCH)),
             )
     finally:
+        for fh in ids_file:
+            fh.close()
         bars.close()
         report.seconds = time.monotonic() - started
     return report

@@ -96,3 +96,36 @@ def test_bulk_download_resumes_and_reports_failures(
     assert all(_sha(by_id[i]) == sha[i] for i in ids)
     table = report.to_table()
     assert list(table["status"]).count("failed") == 1
+
+
+def test_a_file_of_another_spectrum_with_the_same_name_is_not_taken_for_it(
+    archive: Archive, tmp_path: Path
+) -> None:
+    """The same key at another archive gives the same file name: that file is neither skipped
+    as the other spectrum's nor overwritten; the new one gets a hash in its name."""
+    from escape_vo_client.download import Item, download_items, read_ids, run_coroutine
+
+    rows = archive.query(
+        "SELECT TOP 2 obs_publisher_did, access_url, access_format FROM ivoa.obscore "
+        "WHERE instrument_name = 'HARPS' ORDER BY obs_publisher_did"
+    )
+    did = str(rows["obs_publisher_did"][0])
+    first = archive.download(did, tmp_path, progress=False)
+    assert first.ok and len(first.succeeded) == 1
+    ours = first.succeeded[0][1]
+    digest = _sha(ours)
+    other = "ivo://other.example/spectra?" + did.split("?", 1)[1]  # same key, other spectrum
+    item = Item(other, str(rows["access_url"][1]), str(rows["access_format"][1]))
+
+    def theirs():
+        return run_coroutine(download_items([item], tmp_path, progress=False))
+
+    report = theirs()
+    assert report.ok and len(report.succeeded) == 1 and not report.skipped
+    path = report.succeeded[0][1]
+    assert path != ours and path.name.startswith(ours.stem + "-")
+    assert _sha(ours) == digest and _sha(path) != digest
+    assert read_ids(tmp_path) == {ours.name: did, path.name: other}
+    again = archive.download(did, tmp_path, progress=False)
+    assert again.skipped == [(did, ours)] and not again.succeeded
+    assert theirs().skipped == [(other, path)]
