@@ -148,22 +148,37 @@ def _extension(url: str, content_type: str | None) -> str:
 
 
 def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine from synchronous code, also inside Jupyter's running event loop."""
+    """Run a coroutine from synchronous code, also inside Jupyter's running event loop (in a
+    thread of its own; interrupting the kernel cancels it there, as Ctrl-C does in a terminal,
+    instead of leaving it downloading in the background)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coro)
     result: dict[str, Any] = {}
+    running: dict[str, Any] = {}
+
+    async def main() -> T:
+        running["loop"], running["task"] = asyncio.get_running_loop(), asyncio.current_task()
+        return await coro
 
     def target() -> None:
         try:
-            result["value"] = asyncio.run(coro)
+            result["value"] = asyncio.run(main())
         except BaseException as exc:
             result["error"] = exc
 
     thread = threading.Thread(target=target)
     thread.start()
-    thread.join()
+    try:
+        thread.join()
+    except KeyboardInterrupt:
+        while thread.is_alive() and "task" not in running:  # interrupted as it started
+            time.sleep(0.01)
+        if "task" in running:
+            running["loop"].call_soon_threadsafe(running["task"].cancel)
+        thread.join()
+        raise
     if "error" in result:
         raise result["error"]
     return result["value"]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from escape_vo_client.download import Item, download_items, file_stems
 
 
@@ -32,3 +34,39 @@ def test_starting_over_clears_only_the_partial_files_of_the_spectra_asked_for(
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "done.fits", "theirs.fits.part", "theirs.fits.part.json",
     ]  # fmt: skip
+
+
+def test_interrupting_a_notebook_cancels_the_download_running_in_its_thread() -> None:
+    """In Jupyter (a running event loop) the coroutine runs in a thread; the kernel's interrupt
+    (KeyboardInterrupt in the main thread) must cancel it there, not leave it running."""
+    import signal
+    import threading
+    import time
+
+    from escape_vo_client.download import run_coroutine
+
+    cancelled = threading.Event()
+
+    async def download_forever() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    async def notebook_cell() -> None:  # synchronous code called inside the running loop
+        run_coroutine(download_forever())
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.3)
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            asyncio.run(notebook_cell())
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert cancelled.is_set() and time.monotonic() - started < 10
