@@ -102,7 +102,8 @@ def parse_spectrum(data: bytes, content_type: str | None = None, id_: str = "") 
 def _from_votable(data: bytes, id_: str) -> Spectrum:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        table = votable.parse(io.BytesIO(data), verify="ignore").get_first_table()
+        document = votable.parse(io.BytesIO(data), verify="ignore")
+    table = document.get_first_table()
     fields = {f.name: f for f in table.fields}
     attrs = {f.name: (f.utype or "", f.ucd or "") for f in table.fields}
     names = {n.lower(): n for n in fields}
@@ -121,7 +122,12 @@ def _from_votable(data: bytes, id_: str) -> Spectrum:
     err = _pick(names, attrs, "fluxaxis.accuracy.staterror", ("stat.error",), _ERROR_NAMES)
     qual = _pick(names, attrs, "fluxaxis.quality", ("meta.code.qual",), _QUALITY_NAMES)
     arr = table.array
-    meta = {p.name: p.value for p in table.params}
+    # PARAMs anywhere in the document (Spectrum DM puts them on the resource or in groups)
+    meta = {
+        p.name: _param_value(p)
+        for p in document.iter_fields_and_params()
+        if isinstance(p, votable.tree.Param)
+    }
     meta.update({i.name: i.value for i in table.infos})
     return Spectrum(
         id=id_,
@@ -135,6 +141,14 @@ def _from_votable(data: bytes, id_: str) -> Spectrum:
         quality=np.asarray(arr[qual]) if qual else None,
         meta=meta,
     )
+
+
+def _param_value(param) -> object:
+    """A PARAM's value as a plain Python value (a string, a number, a tuple for an array)."""
+    value = param.value
+    if isinstance(value, np.ndarray):
+        return tuple(value.tolist())
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _from_fits(data: bytes, id_: str) -> Spectrum:

@@ -58,6 +58,9 @@ def test_spectrum_and_cutout(archive: Archive) -> None:
     spec = archive.spectrum(did)
     assert spec.wavelength.unit.is_equivalent(u.m) and len(spec) > 100
     assert np.isclose(spec.wavelength.min().to_value(u.m), row["em_min"], rtol=1e-6)
+    # the Spectrum DM document's PARAMs, wherever they sit (resource, table or group)
+    assert spec.meta["PublisherDID"] == did and spec.meta["Instrument"] == "UVES"
+    assert spec.meta["TargetName"] == str(row["target_name"])
     lo, hi = row["em_min"], row["em_max"]
     mid = (lo + hi) / 2
     cut = archive.cutout(did, (lo, mid))
