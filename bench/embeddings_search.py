@@ -135,14 +135,13 @@ def _http_pass(client: httpx.Client, base: str, dids: list[str]) -> tuple[list[f
 
 def _sql_pass(url: str, dids: list[str]) -> list[float]:
     """Milliseconds of the same k-NN SQL run directly (settings applied, not timed)."""
-    from escape_vo.embeddings.search import _settings_sql, neighbours_sql
+    from escape_vo.embeddings.search import neighbours_sql, settings_sql
 
     out = []
     with psycopg.connect(url) as conn:
         for did in dids:
             with conn.transaction():
-                for s in _settings_sql(K):
-                    conn.execute(s)
+                conn.execute(settings_sql(K))
                 t = time.perf_counter()
                 conn.execute(neighbours_sql(MODEL, did, K)).fetchall()
                 out.append((time.perf_counter() - t) * 1000)

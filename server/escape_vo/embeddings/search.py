@@ -72,18 +72,10 @@ def neighbours_sql(model: str, did: str, k: int, include_self: bool = False) -> 
     ).format(dist=distance, m=sql.Literal(model), cond=cond, k=sql.Literal(int(k)))
 
 
-def _settings_sql(k: int) -> list[str]:
-    """Search breadth: ef_search above k (recall), iterative scans so that rows filtered out
-    after the index (an older version still being replaced) do not shorten the answer."""
-    ef = max(64, 4 * k)
-    return [
-        f"SET LOCAL hnsw.ef_search = {min(ef, 1000)}",
-        "SET LOCAL hnsw.iterative_scan = strict_order",
-    ]
-
-
-def _settings_one(k: int) -> str:
-    """The same settings as one statement (one message less in a pipeline)."""
+def settings_sql(k: int) -> str:
+    """Search breadth, for this transaction only: ef_search above k (recall), iterative scans
+    so that rows filtered out after the index (an older version still being replaced) do not
+    shorten the answer. One statement, so that it costs one message in a pipeline."""
     ef = min(max(64, 4 * k), 1000)
     return (
         f"SELECT set_config('hnsw.ef_search', '{ef}', true), "
@@ -144,7 +136,7 @@ async def similar_async(pool, did: str, model: str | None, k: int) -> list[Neigh
                 raise SearchError("no embedding model has been applied yet (escape-vo embed apply)")
         status_sql = _STATUS.format(m=sql.Literal(model), d=sql.Literal(did))
         async with conn.pipeline(), conn.transaction():
-            await conn.execute(_settings_one(k))
+            await conn.execute(settings_sql(k))
             status_cur = await conn.execute(status_sql)
             found_cur = await conn.execute(neighbours_sql(model, did, k))
         status = await status_cur.fetchone()
@@ -169,7 +161,6 @@ def similar(conn: psycopg.Connection, did: str, model: str | None, k: int) -> li
     status = conn.execute(_STATUS.format(m=sql.Literal(model), d=sql.Literal(did))).fetchone()
     _explain(model, did, status, available)
     with conn.transaction():
-        for statement in _settings_sql(k):
-            conn.execute(statement)
+        conn.execute(settings_sql(k))
         rows = conn.execute(neighbours_sql(model, did, k)).fetchall()
     return [Neighbour(*row) for row in rows]
