@@ -162,22 +162,29 @@ def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
         running["loop"], running["task"] = asyncio.get_running_loop(), asyncio.current_task()
         return await coro
 
+    # An Event, not Thread.join: a join interrupted by KeyboardInterrupt leaves the thread
+    # looking finished to the next join (Python 3.11), which then returned before the
+    # cancelled download had stopped.
+    done = threading.Event()
+
     def target() -> None:
         try:
             result["value"] = asyncio.run(main())
         except BaseException as exc:
             result["error"] = exc
+        finally:
+            done.set()
 
-    thread = threading.Thread(target=target)
+    thread = threading.Thread(target=target, daemon=True)
     thread.start()
     try:
-        thread.join()
+        done.wait()
     except KeyboardInterrupt:
-        while thread.is_alive() and "task" not in running:  # interrupted as it started
+        while not done.is_set() and "task" not in running:  # interrupted as it started
             time.sleep(0.01)
         if "task" in running:
             running["loop"].call_soon_threadsafe(running["task"].cancel)
-        thread.join()
+        done.wait()
         raise
     if "error" in result:
         raise result["error"]
