@@ -13,6 +13,7 @@ the public IVOA protocols (TAP/ObsCore, SSA, DataLink, SODA, VOSI):
 from escape_vo_client.archive import Archive, adql_string, ids_of
 from escape_vo_client.datalink import DATALINK_TYPE, Link, Product, is_datalink, parse_links
 from escape_vo_client.download import DownloadReport, Item, download_items
+from escape_vo_client.identity import Identity
 from escape_vo_client.spectrum import Spectrum, parse_spectrum
 from escape_vo_client.transfer import (
     Checksum,
@@ -30,6 +31,7 @@ __all__ = [
     "Checksum",
     "DownloadReport",
     "Downloader",
+    "Identity",
     "Item",
     "Link",
     "Outcome",

@@ -21,7 +21,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import astropy.units as u
-import httpx
 import numpy as np
 import pyvo
 from astropy.coordinates import SkyCoord
@@ -31,8 +30,15 @@ from astropy.time import Time
 
 from escape_vo_client.datalink import Link, Product, is_datalink, parse_links, this_product
 from escape_vo_client.download import DownloadReport, Item, download_items, run_coroutine
+from escape_vo_client.identity import Identity
 from escape_vo_client.spectrum import parse_spectrum
-from escape_vo_client.transfer import Downloader, PermanentError, TransientError, fits_check
+from escape_vo_client.transfer import (
+    Answer,
+    Downloader,
+    PermanentError,
+    TransientError,
+    fits_check,
+)
 
 SSA_STD = "ivo://ivoa.net/std/ssa"
 DATALINK_STD = "ivo://ivoa.net/std/datalink"
@@ -135,6 +141,13 @@ class Archive:
     def __repr__(self) -> str:
         return f"Archive({self.root!r})"
 
+    @property
+    def _identity(self) -> Identity | None:
+        """The session's headers, cookies and basic auth, for the requests pyvo does not make
+        (downloads, DataLink batches, cutouts, similar spectra); read at each call, so that a
+        login after the Archive was made counts."""
+        return Identity.of(self.session)
+
     # -- services ------------------------------------------------------------------------------
 
     @cached_property
@@ -174,7 +187,7 @@ class Archive:
                 return url
         probe = f"{self.root}/{prefix}/capabilities"
         try:
-            body = run_coroutine(_get_bytes(probe, self.timeout))
+            body = run_coroutine(_get_bytes(probe, self.timeout, self._identity))
         except (PermanentError, TransientError) as exc:
             raise LookupError(
                 f"no {standard} service found: not in {self.tap_url}/capabilities and "
@@ -454,6 +467,7 @@ class Archive:
                 progress=progress,
                 verify=fits_check if verify_fits else None,
                 failed=missing,
+                identity=self._identity,
             )
         )
 
@@ -475,7 +489,7 @@ class Archive:
             return [Link(id_, "#this", access_url=url, content_type=fmt)]
         return [
             x
-            for x in parse_links(run_coroutine(_get_bytes(url, self.timeout)))
+            for x in parse_links(run_coroutine(_get_bytes(url, self.timeout, self._identity)))
             if x.id == id_ or not x.id
         ]
 
@@ -500,7 +514,7 @@ class Archive:
         ]
         chosen: Link | Product = votables[0] if votables else this_product(links, id_)
         url = chosen.access_url if isinstance(chosen, Link) else chosen.url
-        data = run_coroutine(_get_bytes(url, self.timeout))  # type: ignore[arg-type]
+        data = run_coroutine(_get_bytes(url, self.timeout, self._identity))  # type: ignore[arg-type]
         spec = parse_spectrum(data, chosen.content_type, id_)
         return spec.to_specutils() if as_specutils else spec
 
@@ -535,7 +549,9 @@ class Archive:
         params = {k: v for k, v in query.items() if v is not None and v != ""}
         if responseformat:
             params["RESPONSEFORMAT"] = responseformat
-        data, content_type = run_coroutine(_soda(query.queryurl, params, self.timeout))
+        data, content_type = run_coroutine(
+            _soda(query.queryurl, params, self.timeout, self._identity)
+        )
         if dest is not None:
             Path(dest).write_bytes(data)
         spec = parse_spectrum(data, content_type, id_)
@@ -566,7 +582,7 @@ class Archive:
         options = {"k": int(k), **({"model": model} if model else {})}
         query = DatalinkQuery.from_resource(rows[0], resource, session=self.session, **options)
         params = {key: v for key, v in query.items() if v is not None and v != ""}
-        response = run_coroutine(_answer(query.queryurl, params, self.timeout))
+        response = run_coroutine(_answer(query.queryurl, params, self.timeout, self._identity))
         table = _votable_or_error(response.content, response.status_code)
         table.meta["similar_to"] = id_
         return table
@@ -596,19 +612,21 @@ def _votable_or_error(data: bytes, status: int) -> Table:
     return parsed.get_first_table().to_table()
 
 
-async def _get_bytes(url: str, timeout: float) -> bytes:
-    async with Downloader(parallel=2, timeout=timeout) as d:
+async def _get_bytes(url: str, timeout: float, identity: Identity | None) -> bytes:
+    async with Downloader(parallel=2, timeout=timeout, identity=identity) as d:
         return await d.request("GET", url)
 
 
-async def _answer(url: str, params: dict, timeout: float) -> httpx.Response:
+async def _answer(url: str, params: dict, timeout: float, identity: Identity | None) -> Answer:
     """A GET retried like downloads (network errors, 429, 5xx), whatever status it ends with."""
-    async with Downloader(parallel=1, timeout=timeout) as d:
+    async with Downloader(parallel=1, timeout=timeout, identity=identity) as d:
         return await d.answer("GET", url, params=params)
 
 
-async def _soda(url: str, params: dict, timeout: float) -> tuple[bytes, str | None]:
-    response = await _answer(url, params, timeout)
+async def _soda(
+    url: str, params: dict, timeout: float, identity: Identity | None
+) -> tuple[bytes, str | None]:
+    response = await _answer(url, params, timeout, identity)
     if response.status_code == 204:
         raise ValueError("the cutout is empty: the band contains no pixel of this spectrum")
     if response.status_code >= 400:

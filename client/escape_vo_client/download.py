@@ -23,6 +23,7 @@ from typing import Any, TextIO, TypeVar
 from urllib.parse import urlsplit
 
 from escape_vo_client.datalink import BATCH, Product, Unresolved, is_datalink, resolve_products
+from escape_vo_client.identity import Identity
 from escape_vo_client.transfer import Downloader, Outcome, RetryPolicy, Transfer, fits_check
 
 T = TypeVar("T")
@@ -224,8 +225,10 @@ async def download_items(
     progress: bool = True,
     verify: Callable[[Path], str | None] | None = fits_check,
     failed: Iterable[tuple[str, str]] = (),
+    identity: Identity | None = None,
 ) -> DownloadReport:
-    """Fetch every item into dest. `failed` carries failures found before (e.g. unknown IDs)."""
+    """Fetch every item into dest. `failed` carries failures found before (e.g. unknown IDs);
+    `identity` is what every request carries (an authenticated session's, see identity.py)."""
     started = time.monotonic()
     dest.mkdir(parents=True, exist_ok=True)
     report = DownloadReport(dest=dest, failed=list(failed))
@@ -268,6 +271,7 @@ async def download_items(
             per_host=per_host,
             timeout=timeout,
             policy=policy,
+            identity=identity,
             on_bytes=bars.bytes.update,
         ) as downloader:
 

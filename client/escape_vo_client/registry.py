@@ -27,9 +27,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import astropy.units as u
-import httpx
 import numpy as np
 import pyvo
+import requests
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 from astropy.time import Time
@@ -349,9 +349,9 @@ def oai_records(
         params["set"] = set_spec
     if since:
         params["from"] = since
-    with httpx.Client(timeout=timeout, follow_redirects=True) as client:
+    with requests.Session() as client:
         while True:
-            response = client.get(url, params=params)
+            response = client.get(url, params=params, timeout=timeout)
             response.raise_for_status()
             root = ET.fromstring(response.content)
             for error in root.findall(f"{OAI_NS}error"):

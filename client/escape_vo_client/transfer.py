@@ -1,13 +1,17 @@
 """Parallel, resumable, verified HTTP downloads: the engine of `Archive.download` and of harvests.
 
 Written here rather than taken from a library because none combines what bulk downloads from VO
-archives need on top of httpx: a limit per host (archives throttle, politely or not), resume with
-HTTP Range (validated with If-Range), retries with exponential backoff and jitter that honour
-Retry-After, detection of truncated bodies, and checksum verification from whatever the server
-offers (RFC 3230 Digest, RFC 9530 Repr-Digest, Content-MD5, a hash-like ETag) or the caller knows
-(a DataLink checksum column). A file appears under its final name only once it is verified;
-until then it lives in `<name>.part`, next to a small `<name>.part.json` holding the validators
-needed to resume it in a later process.
+archives need on top of an HTTP client: a limit per host (archives throttle, politely or not),
+resume with HTTP Range (validated with If-Range), retries with exponential backoff and jitter
+that honour Retry-After, detection of truncated bodies, and checksum verification from whatever
+the server offers (RFC 3230 Digest, RFC 9530 Repr-Digest, Content-MD5, a hash-like ETag) or the
+caller knows (a DataLink checksum column), computed as the bytes arrive. A file appears under
+its final name only once it is verified; until then it lives in `<name>.part`, next to a small
+`<name>.part.json` holding the validators needed to resume it in a later process.
+
+The HTTP client is aiohttp: fetching 2,000 spectra of ~200 kB, httpx spent 3.9 s of CPU where
+aiohttp spent 0.8 s (2 cores shared with the server, bench/client_download.py), and on a
+machine where client and server share the cores that CPU is the download's time.
 """
 
 from __future__ import annotations
@@ -18,32 +22,29 @@ import binascii
 import contextlib
 import email.utils
 import hashlib
-import importlib.util
 import json
 import os
 import random
 import re
-import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
 
-if importlib.util.find_spec("sniffio") is None:
-    # httpcore tries `import sniffio` on every request; without sniffio (anyio >= 4.5 no longer
-    # needs it) each failed import searches sys.path again, ~0.2 ms per request. Record the
-    # absence once, as a missing module: the behaviour is the same, minus the search.
-    sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
+from escape_vo_client.identity import Identity
 
-CHUNK = 1 << 16
+CHUNK = 1 << 18
 # Files up to this size are verified on the event loop. Handing each to a worker thread cost
 # more than the check itself: with 2,000 spectra of ~200 kB on 2 cores, the thread hops and
 # the GIL hand-overs made the download 15 % slower (bench/client_download.py).
 INLINE_CHECK = 8 << 20
-USER_AGENT = "escape-vo-client (pyvo/httpx; bulk download)"
+# Files above this size have their resume validators written when their transfer starts (see
+# Downloader._get); smaller ones only when a transfer is cut short.
+SAVE_META_ABOVE = 4 << 20
+USER_AGENT = "escape-vo-client (pyvo/aiohttp; bulk download)"
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _HEX_LENGTHS = {32: "md5", 40: "sha1", 64: "sha256", 128: "sha512"}
 _DIGEST_NAMES = {
@@ -100,11 +101,18 @@ def _hex_length(algo: str) -> int:
     return {v: k for k, v in _HEX_LENGTHS.items()}[algo]
 
 
-def checksums_from_headers(headers: httpx.Headers, trust_etag: bool = True) -> list[Checksum]:
+def _header_values(headers: Mapping[str, str], name: str) -> list[str]:
+    """Every comma-separated value of a header that may be repeated (a multidict's getall)."""
+    getall = getattr(headers, "getall", None)
+    lines = getall(name, []) if getall is not None else [headers.get(name, "")]
+    return [part.strip() for line in lines for part in line.split(",") if part.strip()]
+
+
+def checksums_from_headers(headers: Mapping[str, str], trust_etag: bool = True) -> list[Checksum]:
     """Full-file checksums a response announces (Repr-Digest, Digest, Content-MD5, ETag)."""
     found: list[Checksum] = []
     for name in ("repr-digest", "digest"):
-        for part in headers.get_list(name, split_commas=True):
+        for part in _header_values(headers, name):
             c = Checksum.parse(part, f"{name.title()} header")
             if c:
                 found.append(c)
@@ -120,12 +128,20 @@ def checksums_from_headers(headers: httpx.Headers, trust_etag: bool = True) -> l
     return found
 
 
-def file_digests(path: Path, algorithms: Iterable[str]) -> dict[str, str]:
-    hashers = {a: hashlib.new(a) for a in {"sha256", *algorithms}}
+def _hashers(algorithms: Iterable[str]) -> dict[str, hashlib._Hash]:
+    return {a: hashlib.new(a) for a in {"sha256", *algorithms}}
+
+
+def _hash_file(path: Path, hashers: dict[str, hashlib._Hash]) -> None:
     with open(path, "rb") as fh:
         while block := fh.read(1 << 20):
             for h in hashers.values():
                 h.update(block)
+
+
+def file_digests(path: Path, algorithms: Iterable[str]) -> dict[str, str]:
+    hashers = _hashers(algorithms)
+    _hash_file(path, hashers)
     return {a: h.hexdigest() for a, h in hashers.items()}
 
 
@@ -208,27 +224,49 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def http_error(response: httpx.Response, body: bytes = b"") -> Exception:
+@dataclass(frozen=True)
+class Answer:
+    """A small response, read whole (DataLink documents, VOTables, error documents)."""
+
+    status_code: int
+    reason_phrase: str
+    headers: Mapping[str, str]  # case-insensitive
+    content: bytes
+    url: str
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+
+def http_error(
+    status: int, reason: str | None, headers: Mapping[str, str], url: object, body: bytes = b""
+) -> Exception:
     """The exception class for an error status: transient ones are retried."""
-    status = response.status_code
     text = body.decode("utf-8", "replace").strip().splitlines()
     detail = f": {text[0][:200]}" if text else ""
-    reason = f"HTTP {status} {response.reason_phrase}{detail}"
+    message = f"HTTP {status} {reason or ''}".rstrip() + detail
     if status in _TRANSIENT_STATUS:
-        return TransientError(reason, retry_after_seconds(response.headers.get("retry-after")))
+        return TransientError(message, retry_after_seconds(headers.get("retry-after")))
     if status in (404, 410):
         what = "gone (410)" if status == 410 else "not found (404)"
-        return PermanentError(f"the remote says the file is {what}: {response.request.url}")
-    return PermanentError(reason)
+        return PermanentError(f"the remote says the file is {what}: {url}")
+    return PermanentError(message)
 
 
-def network_error(exc: Exception) -> Exception:
-    if isinstance(exc, httpx.TimeoutException):
+# aiohttp's errors that are worth another attempt: time-outs, refused or reset connections, a
+# body that ended before its Content-Length (ClientPayloadError). Proxy failures, bad URLs and
+# redirect loops are not.
+NETWORK_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
+
+
+def network_error(exc: BaseException) -> Exception:
+    if isinstance(exc, asyncio.TimeoutError):  # aiohttp's ServerTimeoutError is one
         return TransientError(f"timed out ({type(exc).__name__})")
-    if isinstance(exc, httpx.RemoteProtocolError):
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
         return TransientError(f"connection closed early ({exc})")
-    if isinstance(exc, httpx.TransportError) and not isinstance(
-        exc, httpx.UnsupportedProtocol | httpx.ProxyError
+    if isinstance(exc, aiohttp.ClientConnectionError) and not isinstance(
+        exc, aiohttp.ClientProxyConnectionError
     ):
         return TransientError(f"network error ({type(exc).__name__}: {exc})")
     return PermanentError(f"cannot fetch: {type(exc).__name__}: {exc}")
@@ -290,8 +328,10 @@ class _Meta:
 class Downloader:
     """Fetch many files concurrently: `parallel` at once overall, `per_host` per server.
 
-    Use as an async context manager (it owns an httpx.AsyncClient unless given one). `on_bytes`
-    is called with each received block size (progress bars).
+    Use as an async context manager (it owns an aiohttp.ClientSession unless given one). The
+    headers, cookies and basic auth of `identity` (an authenticated requests.Session's, see
+    identity.py) go with every request of the session it makes. `on_bytes` is called with each
+    received block size (progress bars).
     """
 
     def __init__(
@@ -301,7 +341,8 @@ class Downloader:
         per_host: int | None = None,
         timeout: float = 60.0,
         policy: RetryPolicy | None = None,
-        client: httpx.AsyncClient | None = None,
+        session: aiohttp.ClientSession | None = None,
+        identity: Identity | None = None,
         trust_etag: bool = True,
         on_bytes: Callable[[int], None] | None = None,
     ) -> None:
@@ -311,33 +352,41 @@ class Downloader:
         self.policy = policy or RetryPolicy()
         self.trust_etag = trust_etag
         self.on_bytes = on_bytes
-        self._client = client
-        self._own_client = client is None
+        self.identity = identity or Identity()
+        self._session = session
+        self._own_session = session is None
         self._slots = asyncio.Semaphore(self.parallel)
         self._hosts: dict[str, asyncio.Semaphore] = {}
 
     async def __aenter__(self) -> Downloader:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 30.0)),
-                limits=httpx.Limits(
-                    max_connections=self.parallel, max_keepalive_connections=self.parallel
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                # a read may wait `timeout` for the next bytes; a whole transfer has no limit
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=min(self.timeout, 30.0), sock_read=self.timeout
                 ),
-                follow_redirects=True,
-                headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+                # at most `parallel` requests are in flight (the slots), so as many connections
+                connector=aiohttp.TCPConnector(limit=self.parallel),
+                headers={
+                    "User-Agent": USER_AGENT,
+                    **self.identity.request_headers(),
+                    "Accept-Encoding": "identity",
+                },
+                cookie_jar=self.identity.cookie_jar(),
+                auto_decompress=False,  # the bytes of the file, as its checksum was taken
             )
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._own_client and self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
 
     @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
             raise RuntimeError("use the Downloader as `async with Downloader(...) as d:`")
-        return self._client
+        return self._session
 
     @contextlib.asynccontextmanager
     async def slot(self, url: str):
@@ -352,14 +401,16 @@ class Downloader:
         self, method: str, url: str, *, data: dict | None = None, params: dict | None = None
     ) -> bytes:
         """The body of a small document, with the same retries as files; raises on failure."""
-        response = await self.answer(method, url, data=data, params=params)
-        if response.status_code >= 400:
-            raise http_error(response, response.content)
-        return response.content
+        answer = await self.answer(method, url, data=data, params=params)
+        if answer.status_code >= 400:
+            raise http_error(
+                answer.status_code, answer.reason_phrase, answer.headers, url, answer.content
+            )
+        return answer.content
 
     async def answer(
         self, method: str, url: str, *, data: dict | None = None, params: dict | None = None
-    ) -> httpx.Response:
+    ) -> Answer:
         """The response to a small request, retried like files on network errors and on the
         transient statuses (429, 5xx); any other status is returned for the caller to read,
         since a service's error answer is a document (a DALI error VOTable) that says why."""
@@ -367,12 +418,17 @@ class Downloader:
         while True:
             attempt += 1
             try:
-                async with self.slot(url):
-                    response = await self.client.request(method, url, data=data, params=params)
-                if response.status_code not in _TRANSIENT_STATUS:
-                    return response
-                error = http_error(response, response.content)
-            except httpx.HTTPError as exc:
+                async with (
+                    self.slot(url),
+                    self.session.request(
+                        method, url, data=_pairs(data), params=_pairs(params)
+                    ) as r,
+                ):
+                    answer = Answer(r.status, r.reason or "", r.headers, await r.read(), str(r.url))
+                if answer.status_code not in _TRANSIENT_STATUS:
+                    return answer
+                error = http_error(r.status, r.reason, r.headers, r.url, answer.content)
+            except NETWORK_ERRORS as exc:
                 error = network_error(exc)
             if isinstance(error, PermanentError) or attempt > self.policy.retries:
                 raise error
@@ -426,11 +482,11 @@ class Downloader:
         while True:
             outcome.attempts += 1
             try:
-                resumed_at, meta = await self._get(t, part)
+                resumed_at, meta, hashers = await self._get(t, part)
                 if first:
                     outcome.resumed_at = resumed_at
                 first = False
-                await self._verify(t, part, outcome, meta)
+                await self._verify(t, part, outcome, meta, hashers)
             except PermanentError as exc:
                 return self._failed(outcome, part, str(exc), permanent=True)
             except ContentError as exc:
@@ -460,10 +516,11 @@ class Downloader:
         outcome.reason, outcome.permanent = reason, permanent
         return outcome
 
-    async def _get(self, t: Transfer, part: Path) -> tuple[int, _Meta]:
+    async def _get(self, t: Transfer, part: Path) -> tuple[int, _Meta, dict[str, hashlib._Hash]]:
         """One GET, appending to a partial file when the server supports Range. Returns the
-        offset the transfer resumed at (0 for a fresh start) and the validators the file is
-        checked against: the response's, or those saved with the partial file it continued."""
+        offset the transfer resumed at (0 for a fresh start), the validators the file is
+        checked against (the response's, or those saved with the partial file it continued)
+        and the digests of the file, taken as its bytes arrive rather than read back after."""
         meta = _Meta.load(part, t.url) if part.exists() else None
         offset = part.stat().st_size if meta is not None else 0
         if meta is not None and meta.total is not None and offset > meta.total:
@@ -476,22 +533,25 @@ class Downloader:
             if validator:
                 headers["If-Range"] = validator
         try:
-            async with self.slot(t.url), self.client.stream("GET", t.url, headers=headers) as r:
-                if r.status_code == 416 and offset:
+            async with self.slot(t.url), self.session.get(t.url, headers=headers) as r:
+                if r.status == 416 and offset:
                     _, total = _content_range(r.headers.get("content-range"))
                     if total == offset:  # the previous process got every byte
                         assert meta is not None  # an offset comes with the partial's validators
-                        return offset, meta
+                        return offset, meta, await self._hash_partial(t, part, meta)
                     _discard(part)
                     raise TransientError("the server refused to resume the partial file")
-                if r.status_code >= 400:
-                    raise http_error(r, await _small_body(r))
-                if r.status_code == 206 and offset:
+                if r.status >= 400:
+                    body = await _small_body(r)
+                    raise http_error(r.status, r.reason, r.headers, r.url, body)
+                if r.status == 206 and offset:
                     start, total = _content_range(r.headers.get("content-range"))
                     if start != offset:
                         _discard(part)
                         raise TransientError(f"asked for byte {offset}, server sent from {start}")
+                    assert meta is not None  # loaded with the partial it continues
                     mode = "ab"
+                    hashers = await self._hash_partial(t, part, meta)
                 else:  # 200: a fresh start (no partial, Range unsupported or file changed)
                     offset, mode = 0, "wb"
                     total = _int(r.headers.get("content-length"))
@@ -506,54 +566,110 @@ class Downloader:
                         ],
                         filename=attachment_name(r.headers.get("content-disposition")),
                     )
+                    hashers = _hashers(_algorithms(t, meta))
+                # The validators go to disk as the transfer starts when the file is large, so
+                # that even a kill -9 leaves a partial file another process can resume; for a
+                # small one only when the transfer is cut short (error, Ctrl-C): creating that
+                # second file cost as much as the transfer itself on our VM (~0.5 ms a file).
+                saved = mode == "ab"
+                if not saved and (total is None or total > SAVE_META_ABOVE):
                     meta.save(part)
+                    saved = True
                 received = offset
+                complete = False
+                digests = list(hashers.values())
                 with open(part, mode) as fh:
                     try:
-                        async for block in r.aiter_raw(CHUNK):
+                        async for block in r.content.iter_chunked(CHUNK):
                             fh.write(block)
+                            for h in digests:
+                                h.update(block)
                             received += len(block)
                             if self.on_bytes is not None:
                                 self.on_bytes(len(block))
+                        complete = total is None or received == total
                     finally:
                         fh.flush()
-                if total is not None and received != total:
+                        if not complete and not saved:
+                            meta.save(part)
+                if not complete:
                     raise TransientError(f"truncated body: {received} of {total} bytes")
-                assert meta is not None  # set above for a 200, loaded with the partial for a 206
-                return offset, meta
-        except httpx.HTTPError as exc:
+                return offset, meta, hashers
+        except NETWORK_ERRORS as exc:
             raise network_error(exc) from exc
 
-    async def _verify(self, t: Transfer, part: Path, outcome: Outcome, meta: _Meta) -> None:
+    @staticmethod
+    async def _hash_partial(t: Transfer, part: Path, meta: _Meta) -> dict[str, hashlib._Hash]:
+        """Digests of the bytes a partial file already holds (in a thread when it is large)."""
+        hashers = _hashers(_algorithms(t, meta))
+        if part.stat().st_size <= INLINE_CHECK:
+            _hash_file(part, hashers)
+        else:
+            await asyncio.to_thread(_hash_file, part, hashers)
+        return hashers
+
+    async def _verify(
+        self,
+        t: Transfer,
+        part: Path,
+        outcome: Outcome,
+        meta: _Meta,
+        hashers: dict[str, hashlib._Hash],
+    ) -> None:
         """Check the complete .part against everything announced, then give it its final
         name: on the event loop for a file of up to INLINE_CHECK bytes, in a worker thread for
-        a larger one (whose hashing would stall the other transfers)."""
+        a larger one (whose checks would stall the other transfers)."""
         outcome.filename = meta.filename
-        announced = [t.checksum] if t.checksum else []
-        for text in meta.checksums:
-            value, _, source = text.partition("|")
-            c = Checksum.parse(value, source)
-            if c:
-                announced.append(c)
+        announced = _announced(t, meta)
+        digests = {a: h.hexdigest() for a, h in hashers.items()}
         if part.stat().st_size <= INLINE_CHECK:
-            size, digests = _check_and_keep(t, part, meta.total, announced)
+            size = _check_and_keep(t, part, meta.total, announced, digests)
         else:
-            size, digests = await asyncio.to_thread(_check_and_keep, t, part, meta.total, announced)
+            size = await asyncio.to_thread(_check_and_keep, t, part, meta.total, announced, digests)
         outcome.size, outcome.sha256 = size, digests["sha256"]
         outcome.verified_by.extend(f"{c.algorithm} ({c.source})" for c in announced)
 
 
+def _pairs(values: Mapping | None) -> list[tuple[str, str]] | None:
+    """Form or query fields as pairs; a list value becomes one field per item (ID=a&ID=b)."""
+    if values is None:
+        return None
+    return [
+        (key, str(item))
+        for key, value in values.items()
+        for item in (value if isinstance(value, list | tuple) else [value])
+    ]
+
+
+def _announced(t: Transfer, meta: _Meta) -> list[Checksum]:
+    """The checksums a file must match: the caller's, and those its response announced."""
+    announced = [t.checksum] if t.checksum else []
+    for text in meta.checksums:
+        value, _, source = text.partition("|")
+        c = Checksum.parse(value, source)
+        if c:
+            announced.append(c)
+    return announced
+
+
+def _algorithms(t: Transfer, meta: _Meta) -> list[str]:
+    return [c.algorithm for c in _announced(t, meta)]
+
+
 def _check_and_keep(
-    t: Transfer, part: Path, total: int | None, announced: list[Checksum]
-) -> tuple[int, dict[str, str]]:
-    """(size, digests) of a complete .part that matches what was announced, renamed to
-    t.dest; raises ContentError, leaving it in place, when it does not."""
+    t: Transfer,
+    part: Path,
+    total: int | None,
+    announced: list[Checksum],
+    digests: dict[str, str],
+) -> int:
+    """The size of a complete .part that matches what was announced, renamed to t.dest;
+    raises ContentError, leaving it in place, when it does not."""
     size = part.stat().st_size
     if t.expected_size is not None and size != t.expected_size:
         raise ContentError(f"got {size} bytes but {t.expected_size} were announced")
     if total is not None and size != total:
         raise ContentError(f"got {size} bytes but Content-Length said {total}")
-    digests = file_digests(part, [c.algorithm for c in announced])
     for c in announced:
         if digests[c.algorithm] != c.hexdigest:
             raise ContentError(
@@ -566,16 +682,15 @@ def _check_and_keep(
             raise ContentError(problem)
     os.replace(part, t.dest)
     _Meta.path(part).unlink(missing_ok=True)
-    return size, digests
+    return size
 
 
-async def _small_body(response: httpx.Response) -> bytes:
+async def _small_body(response: aiohttp.ClientResponse) -> bytes:
+    """The start of an error response's body (its first line goes into the message)."""
     body = b""
-    with contextlib.suppress(httpx.HTTPError):
-        async for block in response.aiter_raw():
+    with contextlib.suppress(*NETWORK_ERRORS):
+        while len(body) <= 4096 and (block := await response.content.read(4096)):
             body += block
-            if len(body) > 4096:
-                break
     return body
 
 

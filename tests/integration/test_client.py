@@ -132,3 +132,60 @@ def test_a_file_of_another_spectrum_with_the_same_name_is_not_taken_for_it(
     again = archive.download(did, tmp_path, progress=False)
     assert again.skipped == [(did, ours)] and not again.succeeded
     assert theirs().skipped == [(other, path)]
+
+
+def test_an_authenticated_session_carries_over_to_datalink_and_downloads(
+    fresh_db, tmp_path: Path
+) -> None:
+    """pyvo queries go through the user's requests.Session; the downloads (DataLink batches,
+    files) go through the client's own HTTP session, which must carry the same identity: the
+    session's headers, its cookies for the domains they were set for, and its basic auth."""
+    import base64
+
+    import requests
+
+    from tests.fixtures.archive import UNREACHABLE, serve_fixture_archive
+
+    with serve_fixture_archive(fresh_db(), tmp_path / "remote", n_spectra=6) as remote:
+        seen: list[str] = []
+
+        def allowed(request) -> bool:
+            basic = request.headers.get("authorization", "").removeprefix("Basic ")
+            user = base64.b64decode(basic).decode() if basic else ""
+            ok = (
+                request.headers.get("x-archive-token") == "s3cret"
+                and request.cookies.get("login") == "yes"
+                and user == "astro:pw"
+            )
+            seen.append(request.url.path)
+            return ok
+
+        remote.require = allowed
+        rows = Archive(remote.base_url).query(
+            "SELECT obs_publisher_did, access_url, access_format, access_estsize FROM ivoa.obscore"
+        )
+        n_good = len(rows) - len(UNREACHABLE)
+
+        def session(cookie_domain: str) -> requests.Session:
+            s = requests.Session()
+            s.headers["X-Archive-Token"] = "s3cret"
+            s.cookies.set("login", "yes", domain=cookie_domain, path="/")
+            s.auth = ("astro", "pw")
+            return s
+
+        anonymous = Archive(remote.base_url).download(rows, tmp_path / "anon", progress=False)
+        assert not anonymous.succeeded
+        assert sum("401" in reason for _, reason in anonymous.failed) >= n_good
+
+        # the login cookie of another site is not sent to this one
+        elsewhere = Archive(remote.base_url, session=session("other.example"))
+        report = elsewhere.download(rows, tmp_path / "elsewhere", progress=False)
+        assert not report.succeeded
+
+        logged_in = Archive(remote.base_url, session=session("127.0.0.1"))
+        report = logged_in.download(rows, tmp_path / "auth", progress=False)
+        assert len(report.succeeded) == n_good, report.summary()
+        assert {rid for rid, _ in report.failed} == set(UNREACHABLE)
+        assert any(p.startswith("/links") for p in seen) and any(
+            p.startswith("/files/") for p in seen
+        )
