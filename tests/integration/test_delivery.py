@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+from pathlib import Path
 
 import astropy.units as u
 import httpx
@@ -43,6 +44,36 @@ def test_range_and_conditional_requests(live_server, rows) -> None:
     assert part.status_code == 206 and part.content == whole[100:200]
     assert httpx.get(url, headers={"If-None-Match": f'"{sha}"'}).status_code == 304
     assert httpx.head(url).headers["content-length"] == str(size)
+    assert httpx.get(url).headers["accept-ranges"] == "bytes"  # so clients know they may resume
+
+
+@pytest.mark.parametrize("size", ["small", "large"])
+def test_a_stored_file_that_no_longer_matches_its_record_is_not_served(
+    live_server, demo_archive, rows, size
+) -> None:
+    """Read whole (up to 1 MiB) or streamed, a file whose size changed since ingest would not
+    match the checksum its headers announce: 503, not the bytes."""
+    from escape_vo.filestore import FileStore
+
+    settings, _ = demo_archive
+    sizes = sorted(rows, key=lambda r: r[2])
+    sid = (sizes[0] if size == "small" else sizes[-1])[0]
+    with psycopg.connect(settings.database_url) as conn:
+        key = conn.execute(
+            "SELECT file_path FROM archive.spectra WHERE spectrum_id = %s", (sid,)
+        ).fetchone()[0]
+    path = Path(FileStore(settings.files_url).path(key))
+    original = path.read_bytes()
+    url = f"{live_server.url}/spectra/{sid}/file"
+    try:
+        path.write_bytes(original[:-100])
+        for headers in ({}, {"Range": "bytes=0-99"}):
+            resp = httpx.get(url, headers=headers, timeout=30)
+            assert resp.status_code == 503, (size, headers)
+            assert "its record" in resp.text and "not served" in resp.text
+    finally:
+        path.write_bytes(original)
+    assert httpx.get(url, timeout=30).content == original
 
 
 @pytest.mark.parametrize("fmt", ["votable", "fits", "csv", "application/x-votable+xml"])
