@@ -208,7 +208,17 @@ class _Bars:
             disable=not enabled,
         )
 
+    def settle(self, estimate: int | None, received: int) -> None:
+        """Replace a file's estimated size (access_estsize, rounded kB) in the total by the
+        bytes it took, so that the bar ends full rather than a little short or over."""
+        if self.bytes.total is not None and estimate is not None:
+            self.bytes.total += received - estimate
+            self.bytes.refresh()
+
     def close(self) -> None:
+        if self.bytes.total is not None and self.bytes.n != self.bytes.total:
+            self.bytes.total = self.bytes.n  # failed files took fewer bytes than estimated
+            self.bytes.refresh()
         self.files.close()
         self.bytes.close()
 
@@ -261,7 +271,8 @@ async def download_items(
             if stem in ours:
                 path.unlink(missing_ok=True)
 
-    known = [i.size_hint for i in todo]
+    estimates = {i.id: i.size_hint for i in todo}
+    known = list(estimates.values())
     bars = _Bars(progress, len(todo), sum(known) if known and None not in known else None)  # type: ignore[arg-type]
     policy = RetryPolicy(retries=retries)
     ids_file: list[TextIO] = []  # the folder's IDS_FILE, opened at the first file downloaded
@@ -278,6 +289,7 @@ async def download_items(
             def finished(outcome: Outcome) -> None:
                 t = outcome.transfer
                 if outcome.ok:
+                    bars.settle(estimates.get(t.key), outcome.size - outcome.resumed_at)
                     report.succeeded.append((t.key, t.dest))
                     if not ids_file:
                         ids_file.append(open(dest / IDS_FILE, "a", encoding="utf-8"))  # noqa: SIM115

@@ -70,3 +70,19 @@ def test_interrupting_a_notebook_cancels_the_download_running_in_its_thread() ->
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert cancelled.is_set() and time.monotonic() - started < 10
+
+
+def test_the_bytes_bar_ends_full_whatever_the_estimates_said() -> None:
+    """access_estsize is in rounded kB: the total is corrected file by file as each arrives
+    (a resumed file counts only its new bytes), and set to what came when some failed."""
+    from escape_vo_client.download import _Bars
+
+    bars = _Bars(True, files=3, total_bytes=3 * 2048)
+    bars.bytes.update(2100)  # a first file, 52 bytes more than its estimate
+    bars.settle(2048, 2100)
+    bars.bytes.update(1000)  # a second resumed at byte 1000 of 2000
+    bars.settle(2048, 1000)
+    assert bars.bytes.total == 2100 + 1000 + 2048
+    bars.bytes.update(300)  # the third fails after 300 bytes
+    bars.close()
+    assert bars.bytes.n == bars.bytes.total == 3400
