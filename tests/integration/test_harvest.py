@@ -316,3 +316,47 @@ def test_ssa_harvest_from_another_instance(live_server, demo_archive, fresh_db, 
         origins = {r[0] for r in conn.execute("SELECT origin_archive FROM archive.spectra")}
     assert t.target_name in names
     assert origins == {f"{live_server.url}/ssa"}
+
+
+def test_harvest_sends_its_headers_to_an_archive_with_proprietary_data(
+    remote, fresh_db, tmp_path
+) -> None:
+    """--header goes with the discovery query and every DataLink and file request; a '$VAR'
+    value comes from the environment, and no header is stored or printed."""
+    settings = _harvest_db(fresh_db, tmp_path)
+    remote.require = lambda request: request.headers.get("x-archive-token") == "s3cret"
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "DATA_DIR": str(settings.data_dir),
+        "IVO_AUTHORITY": "here.example",
+        "LC_ALL": "C.UTF-8",
+        "ARCHIVE_TOKEN": "s3cret",
+    }
+    tap = f"{remote.base_url}/tap"
+    cmd = [_escape_vo(), "harvest", "--tap", tap, "--adql", "dataproduct_type = 'spectrum'"]
+
+    refused = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0
+    assert "HTTP 401" in refused.stderr and "--header" in refused.stderr
+
+    bad = subprocess.run(
+        [*cmd, "--header", "X-Archive-Token"], env=env, capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "'Name: value'" in bad.stderr
+
+    done = subprocess.run(
+        [*cmd, "--header", "X-Archive-Token: $ARCHIVE_TOKEN"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr  # the unreachable spectra
+    _check_archive(settings, remote, tap)
+    assert "s3cret" not in done.stdout + done.stderr
+    with psycopg.connect(settings.database_url) as conn:
+        stored = conn.execute(
+            "SELECT string_agg(t::text, ' ') FROM escape.harvests AS t"
+        ).fetchone()[0]
+    assert "s3cret" not in (stored or "")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shlex
 import signal
 import sys
@@ -58,6 +59,23 @@ class _RichProgress:
             self.bar = None
 
 
+def _headers(given: tuple[str, ...]) -> dict[str, str]:
+    """--header 'Name: value' options as a dict; '$VAR' values from the environment."""
+    out: dict[str, str] = {}
+    for text in given:
+        name, colon, value = text.partition(":")
+        name, value = name.strip(), value.strip()
+        if not colon or not name or any(c.isspace() for c in name):
+            raise ValueError(f"--header {text!r}: write it as 'Name: value'")
+        if value.startswith("$"):
+            var = value[1:]
+            if var not in os.environ:
+                raise ValueError(f"--header {name}: the environment variable {var} is not set")
+            value = os.environ[var]
+        out[name] = value
+    return out
+
+
 def _run(spec: HarvestSpec, options: HarvestOptions) -> RunSummary:
     from escape_vo.cli import _settings
     from escape_vo.db import database, ensure_schema
@@ -107,6 +125,15 @@ def _run(spec: HarvestSpec, options: HarvestOptions) -> RunSummary:
 @click.option("--retry-failed", is_flag=True, help="Also retry permanent failures of before.")
 @click.option("--ingest-batch", type=int, default=200, show_default=True, help="Files per commit.")
 @click.option("--dry-run", is_flag=True, help="Discover and record, download nothing.")
+@click.option(
+    "--header",
+    "headers",
+    multiple=True,
+    metavar="'NAME: VALUE'",
+    help="Sent with every request to the remote, e.g. 'Authorization: Bearer ...' for "
+    "proprietary data (repeatable; never stored). A value '$VAR' is read from that "
+    "environment variable, which keeps a token out of the process list.",
+)
 @click.pass_context
 def harvest(
     ctx: click.Context,
@@ -128,6 +155,7 @@ def harvest(
     retry_failed,
     ingest_batch,
     dry_run,
+    headers,
 ) -> None:
     """Harvest spectra from another VO archive (TAP/ObsCore or SSA, files via DataLink).
 
@@ -159,6 +187,7 @@ def harvest(
         else:
             click.echo(ctx.get_help())
             ctx.exit(2)
+        sent = _headers(headers)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     options = HarvestOptions(
@@ -170,6 +199,7 @@ def harvest(
         retry_failed=retry_failed,
         ingest_batch=ingest_batch,
         dry_run=dry_run,
+        headers=sent,
     )
     try:
         summary = _run(spec, options)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+import requests
 
 from escape_vo.harvest.spec import HarvestSpec
 
@@ -54,22 +56,40 @@ def _float(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def discover(spec: HarvestSpec, timeout: float = 60.0) -> Discovery:
-    with warnings.catch_warnings():
+def discover(
+    spec: HarvestSpec, timeout: float = 60.0, headers: Mapping[str, str] | None = None
+) -> Discovery:
+    """The spectra the remote offers; `headers` go with the query (e.g. Authorization)."""
+    session = requests.Session()
+    session.headers.update(headers or {})
+    with warnings.catch_warnings(), session:
         warnings.simplefilter("ignore")
         if spec.protocol == "tap":
-            return _tap(spec, timeout)
-        return _ssa(spec, timeout)
+            return _tap(spec, timeout, session)
+        return _ssa(spec, timeout, session)
 
 
-def _tap(spec: HarvestSpec, timeout: float) -> Discovery:
+def _refusal(exc: Exception) -> str:
+    """What to do when the remote refused (pyvo's errors carry the HTTP status as .code)."""
+    code = getattr(exc, "code", None)
+    if code in (401, 403):
+        return (
+            f" (HTTP {code}: the archive wants to know who you are; give what it asks for "
+            "with --header, e.g. --header 'Authorization: Bearer $TOKEN')"
+        )
+    return ""
+
+
+def _tap(spec: HarvestSpec, timeout: float, session: requests.Session) -> Discovery:
     from escape_vo_client import Archive
 
-    archive = Archive(spec.service_url, tap_url=spec.service_url, timeout=timeout)
+    archive = Archive(spec.service_url, tap_url=spec.service_url, timeout=timeout, session=session)
     try:
         table = archive.query(spec.query)
     except Exception as exc:  # pyvo raises DALQueryError/DALServiceError with the service's text
-        raise DiscoveryError(f"the TAP query at {spec.service_url} failed: {exc}") from exc
+        raise DiscoveryError(
+            f"the TAP query at {spec.service_url} failed: {exc}{_refusal(exc)}"
+        ) from exc
     cols = {c.lower(): c for c in table.colnames}
     if "access_url" not in cols:
         raise DiscoveryError(
@@ -100,11 +120,11 @@ def _tap(spec: HarvestSpec, timeout: float) -> Discovery:
     return found
 
 
-def _ssa(spec: HarvestSpec, timeout: float) -> Discovery:
+def _ssa(spec: HarvestSpec, timeout: float, session: requests.Session) -> Discovery:
     import pyvo
 
     params = spec.ssa_params()
-    service = pyvo.dal.SSAService(spec.service_url)
+    service = pyvo.dal.SSAService(spec.service_url, session=session)
     query = service.create_query()
     for name, value in params.items():
         query[name] = value
@@ -112,7 +132,9 @@ def _ssa(spec: HarvestSpec, timeout: float) -> Discovery:
     try:
         result = query.execute()
     except Exception as exc:
-        raise DiscoveryError(f"the SSA query at {spec.service_url} failed: {exc}") from exc
+        raise DiscoveryError(
+            f"the SSA query at {spec.service_url} failed: {exc}{_refusal(exc)}"
+        ) from exc
     found = Discovery(truncated=_overflow(result))
     for rec in result:
         url = _utype(rec, "ssa:Access.Reference")

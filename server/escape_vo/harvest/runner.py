@@ -34,6 +34,7 @@ from escape_vo.ingest.pipeline import SUFFIXES
 from escape_vo.ingest.pipeline import ingest as run_ingest
 from escape_vo.ingest.readers import read_spectra
 from escape_vo_client.datalink import Unresolved, is_datalink, resolve_products
+from escape_vo_client.identity import Identity
 from escape_vo_client.transfer import (
     Checksum,
     Downloader,
@@ -56,6 +57,9 @@ class HarvestOptions:
     ingest_batch: int = 200  # files per ingest transaction
     ingest_seconds: float = 10.0  # ...or whatever is ready after this long
     dry_run: bool = False  # discover and record, do not download
+    # sent with every request to the remote (e.g. Authorization for proprietary data); never
+    # recorded in the database or printed
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -238,7 +242,7 @@ class HarvestRun:
         s, conn, opts = self.summary, self.conn, self.options
         assert conn is not None
         self.log(f"discovering spectra at {self.spec.service_url} ({self.spec.protocol})")
-        found: Discovery = await asyncio.to_thread(discover, self.spec, opts.timeout)
+        found: Discovery = await asyncio.to_thread(discover, self.spec, opts.timeout, opts.headers)
         s.discovered, s.truncated = len(found.items), found.truncated
         s.new_items = await state.add_items(conn, s.harvest_id, s.run_id, found.items)
         await state.requeue_failed(conn, s.harvest_id, opts.retry_failed)
@@ -259,6 +263,7 @@ class HarvestRun:
                 parallel=opts.parallel,
                 per_host=opts.per_host,
                 timeout=opts.timeout,
+                identity=Identity(headers=opts.headers),
                 policy=policy,
                 on_bytes=self._on_bytes,
             ) as downloader:
