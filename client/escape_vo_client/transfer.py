@@ -9,9 +9,10 @@ caller knows (a DataLink checksum column), computed as the bytes arrive. A file 
 its final name only once it is verified; until then it lives in `<name>.part`, next to a small
 `<name>.part.json` holding the validators needed to resume it in a later process.
 
-The HTTP client is aiohttp: fetching 2,000 spectra of ~200 kB, httpx spent 3.9 s of CPU where
-aiohttp spent 0.8 s (2 cores shared with the server, bench/client_download.py), and on a
-machine where client and server share the cores that CPU is the download's time.
+The HTTP client is aiohttp: fetching 2,000 spectra of ~200 kB in the same run, httpx spent
+3.9-4.9 s of CPU where aiohttp spent 0.8-2.2 s (2 cores shared with the server, the setting of
+bench/client_download.py), and where client and server share the cores that CPU is the
+download's time.
 """
 
 from __future__ import annotations

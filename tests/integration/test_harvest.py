@@ -324,7 +324,10 @@ def test_harvest_sends_its_headers_to_an_archive_with_proprietary_data(
     """--header goes with the discovery query and every DataLink and file request; a '$VAR'
     value comes from the environment, and no header is stored or printed."""
     settings = _harvest_db(fresh_db, tmp_path)
-    remote.require = lambda request: request.headers.get("x-archive-token") == "s3cret"
+    remote.require = lambda request: (
+        request.headers.get("x-archive-token") == "s3cret"
+        and request.headers.get("x-other") == "a $"
+    )
     env = {
         **os.environ,
         "DATABASE_URL": settings.database_url,
@@ -340,13 +343,12 @@ def test_harvest_sends_its_headers_to_an_archive_with_proprietary_data(
     assert refused.returncode != 0
     assert "HTTP 401" in refused.stderr and "--header" in refused.stderr
 
-    bad = subprocess.run(
-        [*cmd, "--header", "X-Archive-Token"], env=env, capture_output=True, text=True
-    )
-    assert bad.returncode == 2 and "'Name: value'" in bad.stderr
+    for wrong, says in (("X-Archive-Token", "'Name: value'"), ("X-Archive-Token: $NOPE", "NOPE")):
+        bad = subprocess.run([*cmd, "--header", wrong], env=env, capture_output=True, text=True)
+        assert bad.returncode == 2 and says in bad.stderr, bad.stderr
 
     done = subprocess.run(
-        [*cmd, "--header", "X-Archive-Token: $ARCHIVE_TOKEN"],
+        [*cmd, "--header", "X-Archive-Token: ${ARCHIVE_TOKEN}", "--header", "X-Other: a $$"],
         env=env,
         capture_output=True,
         text=True,

@@ -7,6 +7,7 @@ import asyncio
 import os
 import shlex
 import signal
+import string
 import sys
 
 import click
@@ -60,19 +61,22 @@ class _RichProgress:
 
 
 def _headers(given: tuple[str, ...]) -> dict[str, str]:
-    """--header 'Name: value' options as a dict; '$VAR' values from the environment."""
+    """--header 'Name: value' options as a dict, each $VAR or ${VAR} in a value replaced by
+    that environment variable ($$ for a dollar sign)."""
     out: dict[str, str] = {}
     for text in given:
         name, colon, value = text.partition(":")
         name, value = name.strip(), value.strip()
         if not colon or not name or any(c.isspace() for c in name):
             raise ValueError(f"--header {text!r}: write it as 'Name: value'")
-        if value.startswith("$"):
-            var = value[1:]
-            if var not in os.environ:
-                raise ValueError(f"--header {name}: the environment variable {var} is not set")
-            value = os.environ[var]
-        out[name] = value
+        try:
+            out[name] = string.Template(value).substitute(os.environ)
+        except KeyError as exc:
+            raise ValueError(
+                f"--header {name}: the environment variable {exc.args[0]} is not set"
+            ) from None
+        except ValueError:
+            raise ValueError(f"--header {name}: write $VAR or ${{VAR}}, and $$ for '$'") from None
     return out
 
 
@@ -130,9 +134,9 @@ def _run(spec: HarvestSpec, options: HarvestOptions) -> RunSummary:
     "headers",
     multiple=True,
     metavar="'NAME: VALUE'",
-    help="Sent with every request to the remote, e.g. 'Authorization: Bearer ...' for "
-    "proprietary data (repeatable; never stored). A value '$VAR' is read from that "
-    "environment variable, which keeps a token out of the process list.",
+    help="Sent with every request to the remote, e.g. 'Authorization: Bearer $TOKEN' for "
+    "proprietary data (repeatable; never stored). $VAR in single quotes is read from the "
+    "environment by escape-vo, which keeps a token out of the process list.",
 )
 @click.pass_context
 def harvest(
