@@ -198,7 +198,10 @@ def test_metadata_and_types_survive(live_server) -> None:
     assert str(rows["seen"][0]).startswith("2020-01-02T03:04:05")
 
 
-def test_crossmatch_returns_exactly_astropys_pairs(live_server) -> None:
+@pytest.mark.parametrize("arcsec", [1.0, 8.0, 20.0])
+def test_crossmatch_returns_exactly_astropys_pairs(live_server, arcsec) -> None:
+    """Up to ~10" the join looks up the HEALPix cells around each uploaded position
+    (geometry/cells.py), beyond it a declination band: both give astropy's pairs."""
     tap = pyvo.dal.TAPService(f"{live_server.url}/tap")
     ours = tap.run_sync(
         "SELECT obs_publisher_did, s_ra, s_dec FROM ivoa.obscore WHERE s_ra IS NOT NULL"
@@ -207,10 +210,14 @@ def test_crossmatch_returns_exactly_astropys_pairs(live_server) -> None:
     picks = rng.choice(len(ours), 80, replace=False)
     ours_ra, ours_dec = np.asarray(ours["s_ra"], float), np.asarray(ours["s_dec"], float)
     base = SkyCoord(ours_ra[picks] * u.deg, ours_dec[picks] * u.deg)
-    # Offsets clear of the 1 arcsec radius on both sides, so rounding cannot flip a pair.
+    # Offsets clear of the radius on both sides, so rounding cannot flip a pair.
     near = base.directional_offset_by(
         rng.uniform(0, 360, 80) * u.deg,
-        np.where(np.arange(80) % 2 == 0, rng.uniform(0, 0.9, 80), rng.uniform(1.1, 3, 80))
+        np.where(
+            np.arange(80) % 2 == 0,
+            rng.uniform(0, 0.9 * arcsec, 80),
+            rng.uniform(1.1 * arcsec, 3 * arcsec, 80),
+        )
         * u.arcsec,
     )
     extra = SkyCoord(rng.uniform(0, 360, 40) * u.deg, rng.uniform(-90, 90, 40) * u.deg)
@@ -218,14 +225,17 @@ def test_crossmatch_returns_exactly_astropys_pairs(live_server) -> None:
     dec = np.concatenate([near.dec.deg, extra.dec.deg])
     upload = Table({"src": np.arange(len(ra), dtype=np.int32), "ra": ra, "dec": dec})
     upload["ra"].unit = upload["dec"].unit = u.deg
+    r = f"{arcsec}/3600."
     queries = [
         "SELECT u.src, o.obs_publisher_did FROM TAP_UPLOAD.pts AS u JOIN ivoa.obscore AS o "
-        "ON 1 = CONTAINS(POINT('ICRS', o.s_ra, o.s_dec), CIRCLE('ICRS', u.ra, u.dec, 1/3600.))",
+        f"ON 1 = CONTAINS(POINT('ICRS', o.s_ra, o.s_dec), CIRCLE('ICRS', u.ra, u.dec, {r}))",
         "SELECT u.src, o.obs_publisher_did FROM ivoa.obscore AS o, TAP_UPLOAD.pts AS u "
-        "WHERE DISTANCE(POINT(u.ra, u.dec), POINT(o.s_ra, o.s_dec)) < 1/3600.",
+        f"WHERE DISTANCE(POINT(u.ra, u.dec), POINT(o.s_ra, o.s_dec)) < {r}",
     ]
     idx_up, idx_ours, _, _ = search_around_sky(
-        SkyCoord(ra * u.deg, dec * u.deg), SkyCoord(ours_ra * u.deg, ours_dec * u.deg), 1 * u.arcsec
+        SkyCoord(ra * u.deg, dec * u.deg),
+        SkyCoord(ours_ra * u.deg, ours_dec * u.deg),
+        arcsec * u.arcsec,
     )
     dids = [str(d) for d in ours["obs_publisher_did"]]
     expected = {(int(i), dids[j]) for i, j in zip(idx_up, idx_ours, strict=True)}
@@ -235,6 +245,74 @@ def test_crossmatch_returns_exactly_astropys_pairs(live_server) -> None:
         pairs = zip(result["src"], result["obs_publisher_did"], strict=True)
         got = {(int(s), str(d)) for s, d in pairs}
         assert got == expected, query
+
+
+def test_the_cell_join_finds_pairs_across_cell_edges_at_the_poles_and_corners(fresh_db) -> None:
+    """Positions placed where HEALPix cells meet oddly (the poles, the corners of the base
+    cells, cell edges at order 13), each with partners all around it at up to the largest
+    radius the cell join serves: the join through the cell index finds every pair astropy
+    finds, against a table indexed like archive.spectra."""
+    from escape_vo.adql import Catalog, translate
+    from escape_vo.db.migrate import migrate
+    from escape_vo.geometry.cells import CELL_ORDER, CELL_RADIUS_DEG
+    from escape_vo.ingest.positions import healpix_index
+    from escape_vo.schema.model import published_tables
+    from escape_vo.tap.uploads import UploadSession, read_votable
+
+    url = fresh_db()
+    migrate(url)
+    rng = np.random.default_rng(11)
+    corner_dec = np.degrees(np.arcsin(2 / 3))
+    centres = [(0.0, 90.0), (123.0, -90.0), (45.0, corner_dec), (135.0, -corner_dec),
+               (0.0, 0.0), (90.0, 0.0), (359.9999, 0.0001), (0.0, corner_dec)]  # fmt: skip
+    # plus points on cell edges at the join's order: the corners of random order-13 cells
+    from cdshealpix import nested
+
+    cells = rng.integers(0, 12 * 4**CELL_ORDER, 40)
+    lon, lat = nested.vertices(cells, CELL_ORDER)
+    centres += list(zip(lon.deg[:, 0], lat.deg[:, 0], strict=True))
+    up_ra, up_dec = np.array(centres).T
+    up = SkyCoord(up_ra * u.deg, up_dec * u.deg)
+    radius = CELL_RADIUS_DEG * 3600 * 0.999
+    n = 40
+    around = [
+        c.directional_offset_by(
+            rng.uniform(0, 360, n) * u.deg, rng.uniform(0, 1.2, n) * radius * u.arcsec
+        )
+        for c in up
+    ]
+    sra = np.concatenate([a.ra.deg for a in around])
+    sdec = np.concatenate([a.dec.deg for a in around])
+    with psycopg.connect(url, autocommit=True) as conn:
+        with conn.cursor().copy(
+            "COPY archive.spectra (publisher_did, ra, dec, healpix, calib_level, n_pix, "
+            "file_format, file_index, file_sha256, file_size, file_path, ingest_time) FROM STDIN"
+        ) as copy:
+            for i, (a, d, h) in enumerate(zip(sra, sdec, healpix_index(sra, sdec), strict=True)):
+                row = (f"ivo://t/{i}", a, d, int(h), 2, 1, "fits", 0, f"{i:064x}", 1, "x", "now")
+                copy.write_row(row)
+        conn.execute("ANALYZE archive.spectra")
+    table = Table({"src": np.arange(len(up_ra), dtype=np.int32), "ra": up_ra, "dec": up_dec})
+    table["ra"].unit = table["dec"].unit = u.deg
+    buf = io.BytesIO()
+    votable.from_table(table).to_xml(buf, tabledata_format="binary2")
+    with UploadSession(url, "celltest") as session:
+        session.add(read_votable(buf.getvalue(), "pts"))
+        catalog = session.catalog(Catalog.from_tables(published_tables()))
+        query = (
+            "SELECT u.src, s.publisher_did FROM TAP_UPLOAD.pts AS u JOIN archive.spectra AS s "
+            f"ON DISTANCE(POINT(u.ra, u.dec), POINT(s.ra, s.dec)) < {radius}/3600."
+        )
+        sql = translate(query, catalog, max_rows=100_000).sql
+        assert "= ANY(" in sql and "escape_cells" in sql
+        with psycopg.connect(url) as conn:
+            got = {(int(a), b) for a, b in conn.execute(sql).fetchall()}
+            conn.execute("SET enable_seqscan = off")  # the plan of a large archive
+            plan = " ".join(r[0] for r in conn.execute("EXPLAIN " + sql).fetchall())
+    assert "spectra_healpix_cell_idx" in plan
+    i, j, _, _ = search_around_sky(up, SkyCoord(sra * u.deg, sdec * u.deg), radius * u.arcsec)
+    expected = {(int(a), f"ivo://t/{b}") for a, b in zip(i, j, strict=True)}
+    assert len(expected) > 30 * len(up_ra) and got == expected
 
 
 def test_uploads_in_any_construct_and_async(live_server, demo_archive) -> None:

@@ -9,8 +9,10 @@ Two rewrites make positional queries fast without pgsphere or q3c:
   * CONTAINS(POINT(t.ra, t.dec), <constant region>) = 1, INTERSECTS with a point, and
     DISTANCE(POINT(t.ra, t.dec), <constant point>) < r add the HEALPix ranges covering the region
     on the table's indexed HEALPix column, before the exact test;
-  * a distance join between two tables (constant radius) adds a declination band on the side
-    whose declination is indexed, so PostgreSQL can use its B-tree.
+  * a distance join between two tables (constant radius) adds, up to ~10", the HEALPix cells
+    around each position of an upload as ranges of the other table's HEALPix index
+    (geometry/cells.py), else a declination band on the side whose declination is indexed, so
+    PostgreSQL can use its B-tree.
 """
 
 from __future__ import annotations
@@ -505,10 +507,14 @@ def _healpix_ranges(kind: str, params: list[float], pos) -> list[tuple[int, int]
 
 
 def _with_band(p1: Typed, p2: Typed, radius: float, sql: str) -> str:
-    """Add `dec BETWEEN other.dec - r AND other.dec + r` on each side with an indexed dec."""
+    """Add the cell join (`_cell_join`) where it applies, else `dec BETWEEN other.dec - r AND
+    other.dec + r` on each side with an indexed dec."""
     a, b = _column_point(p1), _column_point(p2)
     if not a or not b or a[0] is b[0]:
         return sql
+    cells = _cell_join(p1, p2, radius)
+    if cells:
+        return f"({cells} AND {sql})"
     r = float_literal(float(radius))
     bands = []
     for (_rel, _ra, dec), (_orel, _ora, other_dec) in ((a, b), (b, a)):
@@ -518,6 +524,46 @@ def _with_band(p1: Typed, p2: Typed, radius: float, sql: str) -> str:
     if not bands:
         return sql
     return f"({' AND '.join(bands)} AND {sql})"
+
+
+def _cell_join(p1: Typed, p2: Typed, radius: float) -> str | None:
+    """For a radius up to CELL_RADIUS_DEG, between a relation whose HEALPix cells have a B-tree
+    (archive.spectra and its views) and one whose positions carry their block of cells (an
+    upload): `(healpix >> shift) = ANY(cells)`, so that each uploaded row finds its partners in
+    nine index lookups (geometry/cells.py). Only the indexed side gets a condition: a
+    declination band on the upload would let PostgreSQL prefer scanning the other whole."""
+    from escape_vo.geometry.cells import CELL_RADIUS_DEG, CELL_SHIFT
+
+    if radius > CELL_RADIUS_DEG:
+        return None
+    for indexed, other in ((p1, p2), (p2, p1)):
+        healpix, cells = _cell_indexed(indexed), _cells_of(other)
+        if healpix and cells:
+            return f"({healpix} >> {CELL_SHIFT}) = ANY({cells})"
+    return None
+
+
+def _cell_indexed(t: Typed) -> str | None:
+    """_sky_point, where the relation's HEALPix column also has the index of its cells."""
+    healpix = _sky_point(t)
+    found = _column_point(t)
+    if not healpix or not found:
+        return None
+    relation = found[0]
+    column = healpix.rsplit(".", 1)[1]
+    return healpix if any(quote_ident(c) == column for c in relation.cell_indexed) else None
+
+
+def _cells_of(t: Typed) -> str | None:
+    """The SQL of the cell-block column of POINT(t.ra, t.dec), if its relation has one."""
+    found = _column_point(t)
+    if not found:
+        return None
+    relation, ra, dec = found
+    for cell_ra, cell_dec, cells in relation.cells:
+        if (cell_ra, cell_dec) == (ra.column.name, dec.column.name):
+            return f"{relation.qual}.{quote_ident(cells)}"
+    return None
 
 
 def _ref_sql(ref) -> str:

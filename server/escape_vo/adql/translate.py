@@ -355,6 +355,8 @@ class _Translator(ExpressionTranslator):
             table=table,
             alias=item.alias,
             sky=tuple((si.ra, si.dec, si.healpix) for si in table.sky_indexes),
+            cells=tuple((si.ra, si.dec, si.cells) for si in table.sky_indexes if si.cells),
+            cell_indexed=tuple(si.healpix for si in table.sky_indexes if si.cell_index),
         )
         visible = [Visible(c.name, rel.typed(c), rel) for c in rel.columns]
         return FromResult(sql_name + alias_sql, [rel], visible)

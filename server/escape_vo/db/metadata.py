@@ -12,6 +12,7 @@ import re
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
+from escape_vo.geometry.cells import CELL_SHIFT
 from escape_vo.schema.model import Schema, Table, load_schemas
 
 _BASE_TYPES: dict[str, type[sa.types.TypeEngine] | sa.types.TypeEngine] = {
@@ -82,6 +83,10 @@ def _add_table(md: sa.MetaData, table: Table) -> sa.Table:
     t = sa.Table(table.name, md, *cols, *extras, schema=table.schema)
     for group in table.indexes:
         sa.Index(f"{table.name}_{'_'.join(group)}_idx", *[t.c[c] for c in group])
+    for si in table.sky_indexes:
+        if si.cell_index:  # the cells of cross-matches with uploads (geometry/cells.py)
+            cell = t.c[si.healpix].op(">>")(CELL_SHIFT)
+            sa.Index(f"{table.name}_{si.healpix}_cell_idx", cell)
     return t
 
 

@@ -88,11 +88,17 @@ class ForeignKey:
 
 @dataclass(frozen=True, slots=True)
 class SkyIndex:
-    """A position (ICRS degrees) and the nested HEALPix order-29 column that indexes it."""
+    """A position (ICRS degrees) and the nested HEALPix order-29 column that indexes it.
+
+    cell_index: the table also has a B-tree on the column's cell at geometry.cells.CELL_ORDER,
+    which cross-matches with uploads use (a view declares it when its column is such a table's);
+    cells: an uploaded table's bigint[9] column of the cells around each position."""
 
     ra: str
     dec: str
     healpix: str
+    cell_index: bool = False
+    cells: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -713,15 +713,19 @@ class UploadSession:
         sky: tuple[SkyIndex, ...] = ()
         if upload.position is not None:
             ra_i, dec_i = upload.position
-            hidden = "escape_healpix"
-            while hidden.lower() in {n.lower() for n in names}:
-                hidden += "_"
-            arrays.append(_healpix(arrays[ra_i], arrays[dec_i]))
-            names.append(hidden)
-            sky = (SkyIndex(ra=columns[ra_i].name, dec=columns[dec_i].name, healpix=hidden),)
+            hidden = _hidden_name("escape_healpix", names)
+            blocks = _hidden_name("escape_cells", [*names, hidden])
+            healpix, cells = _sky_columns(arrays[ra_i], arrays[dec_i])
+            arrays += [healpix, cells]
+            names += [hidden, blocks]
+            sky = (
+                SkyIndex(
+                    ra=columns[ra_i].name, dec=columns[dec_i].name, healpix=hidden, cells=blocks
+                ),
+            )
             columns[dec_i] = _replace(columns[dec_i], indexed=True)
         ddl = ", ".join(f"{_quote(c.name)} {c.sql_type}" for c in upload.columns) + (
-            f", {_quote(names[-1])} bigint" if sky else ""
+            f", {_quote(sky[0].healpix)} bigint, {_quote(sky[0].cells)} bigint[]" if sky else ""
         )
         qualified = f"{_quote(self.schema)}.{_quote(sql_name)}"
         data = pa.Table.from_arrays(arrays, names=names)
@@ -784,17 +788,32 @@ def _replace(col: Column, **changes) -> Column:
     return replace(col, **changes)
 
 
-def _healpix(ra: pa.Array, dec: pa.Array) -> pa.Array:
+def _hidden_name(name: str, taken: list[str]) -> str:
+    """A column name of ours that no uploaded column has."""
+    while name.lower() in {n.lower() for n in taken}:
+        name += "_"
+    return name
+
+
+def _sky_columns(ra: pa.Array, dec: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """The order-29 HEALPix index of each position and its block of cells (geometry/cells.py),
+    null where the position is."""
+    from escape_vo.geometry.cells import cell_blocks
     from escape_vo.ingest.positions import healpix_index
 
     r = ra.to_numpy(zero_copy_only=False).astype(float)
     d = dec.to_numpy(zero_copy_only=False).astype(float)
     valid = np.isfinite(r) & np.isfinite(d) & (np.abs(d) <= 90)
     valid &= ~np.asarray(ra.is_null()) & ~np.asarray(dec.is_null())
-    out = np.zeros(len(r), dtype=np.int64)
+    index = np.zeros(len(r), dtype=np.int64)
+    blocks = np.zeros((len(r), 9), dtype=np.int64)
     if valid.any():
-        out[valid] = healpix_index(r[valid], d[valid])
-    return pa.array(out, mask=~valid, type=pa.int64())
+        index[valid] = healpix_index(r[valid], d[valid])
+        blocks[valid] = cell_blocks(r[valid], d[valid])
+    offsets = pa.array(np.arange(0, 9 * len(r) + 1, 9, dtype=np.int32))
+    values = pa.array(blocks.ravel(), type=pa.int64())
+    cells = pa.ListArray.from_arrays(offsets, values, mask=pa.array(~valid))
+    return pa.array(index, mask=~valid, type=pa.int64()), cells
 
 
 def load_uploads(
