@@ -742,7 +742,10 @@ class UploadSession:
                 dec = _quote(sky[0].dec)
                 cur.execute(f"CREATE INDEX ON {qualified} ({dec})")
                 cur.execute(f"CREATE INDEX ON {qualified} ({_quote(sky[0].healpix)})")
-            cur.execute(f"ANALYZE {qualified}")
+            # statistics of every column but the cells (a third of the upload's load time;
+            # the join's estimate comes from the indexed side)
+            analyzed = ", ".join(_quote(n) for n in names if not sky or n != sky[0].cells)
+            cur.execute(f"ANALYZE {qualified} ({analyzed})")
             if self._reader(cur):
                 cur.execute(f"GRANT USAGE ON SCHEMA {_quote(self.schema)} TO {READER_ROLE}")
                 cur.execute(f"GRANT SELECT ON {qualified} TO {READER_ROLE}")
