@@ -151,6 +151,9 @@ def run() -> dict:
         assert got == pairs, (got, pairs)
 
     ratio = t_service / t_direct
+    # The join alone now takes less than loading the upload, which the service must also do:
+    # a second floor adds the parse and load measured above, done the same way.
+    floor_loaded = t_parse + t_load + t_direct
     nodes = [line.strip().split("  (")[0] for line in plan if "->" in line or "Scan" in line]
     return {
         "rows": N,
@@ -165,6 +168,7 @@ def run() -> dict:
             "upload_load": t_load,
         },
         "ratio": ratio,
+        "ratio_with_upload_load": t_service / floor_loaded,
         "plan": nodes,
         "report": [
             f"{N:,} spectra, upload of {N_UPLOAD:,} rows ({len(data) / 1e6:.1f} MB BINARY2), "
@@ -172,7 +176,8 @@ def run() -> dict:
             f"TAP /tap/sync with the upload: {t_service:.2f} s (best of {REPEAT})",
             f"floor, the same SQL run directly on the loaded upload: {t_direct:.2f} s; "
             f"ratio {ratio:.2f}x (target <= 1.5x)",
-            f"of which upload parse {t_parse:.3f} s, load+index+analyze {t_load:.3f} s",
+            f"upload parse {t_parse:.3f} s, load+index+analyze {t_load:.3f} s; floor with them "
+            f"{floor_loaded:.2f} s, ratio {t_service / floor_loaded:.2f}x",
             "plan: " + " / ".join(nodes[:4]),
         ],
     }

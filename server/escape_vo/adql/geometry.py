@@ -439,13 +439,20 @@ def _sky_point(t: Typed) -> str | None:
     Tables declare theirs (schema/*.yaml sky_indexes); derived tables and common tables keep
     them when they pass on ra, dec and the HEALPix column unchanged.
     """
+    found = _named_by(t, "sky")
+    return f"{found[0].qual}.{quote_ident(found[1])}" if found else None
+
+
+def _named_by(t: Typed, attribute: str):
+    """(relation, column) for POINT(t.ra, t.dec), where the relation's `attribute` (sky or
+    cells: (ra, dec, column) triples) names a column for that position; else None."""
     found = _column_point(t)
     if not found:
         return None
     relation, ra, dec = found
-    for sky_ra, sky_dec, healpix in relation.sky:
-        if (sky_ra, sky_dec) == (ra.column.name, dec.column.name):
-            return f"{relation.qual}.{quote_ident(healpix)}"
+    for named_ra, named_dec, column in getattr(relation, attribute):
+        if (named_ra, named_dec) == (ra.column.name, dec.column.name):
+            return relation, column
     return None
 
 
@@ -545,25 +552,16 @@ def _cell_join(p1: Typed, p2: Typed, radius: float) -> str | None:
 
 def _cell_indexed(t: Typed) -> str | None:
     """_sky_point, where the relation's HEALPix column also has the index of its cells."""
-    healpix = _sky_point(t)
-    found = _column_point(t)
-    if not healpix or not found:
+    found = _named_by(t, "sky")
+    if not found or found[1] not in found[0].cell_indexed:
         return None
-    relation = found[0]
-    column = healpix.rsplit(".", 1)[1]
-    return healpix if any(quote_ident(c) == column for c in relation.cell_indexed) else None
+    return f"{found[0].qual}.{quote_ident(found[1])}"
 
 
 def _cells_of(t: Typed) -> str | None:
     """The SQL of the cell-block column of POINT(t.ra, t.dec), if its relation has one."""
-    found = _column_point(t)
-    if not found:
-        return None
-    relation, ra, dec = found
-    for cell_ra, cell_dec, cells in relation.cells:
-        if (cell_ra, cell_dec) == (ra.column.name, dec.column.name):
-            return f"{relation.qual}.{quote_ident(cells)}"
-    return None
+    found = _named_by(t, "cells")
+    return f"{found[0].qual}.{quote_ident(found[1])}" if found else None
 
 
 def _ref_sql(ref) -> str:
