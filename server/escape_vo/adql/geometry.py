@@ -9,10 +9,10 @@ Two rewrites make positional queries fast without pgsphere or q3c:
   * CONTAINS(POINT(t.ra, t.dec), <constant region>) = 1, INTERSECTS with a point, and
     DISTANCE(POINT(t.ra, t.dec), <constant point>) < r add the HEALPix ranges covering the region
     on the table's indexed HEALPix column, before the exact test;
-  * a distance join between two tables (constant radius) adds, up to ~10", the HEALPix cells
-    around each position of an upload as ranges of the other table's HEALPix index
-    (geometry/cells.py), else a declination band on the side whose declination is indexed, so
-    PostgreSQL can use its B-tree.
+  * a distance join between two tables (constant radius) looks, up to ~10", the nine HEALPix
+    cells around each position of an upload up in the other table's index of its cells
+    (geometry/cells.py); otherwise it adds a declination band on the side whose declination is
+    indexed, so PostgreSQL can use its B-tree.
 """
 
 from __future__ import annotations
