@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     registry_rights_uri: str | None = None  # URI of a licence, e.g. a Creative Commons one
     registry_page_size: int = 100  # records per OAI-PMH response before a resumptionToken
     job_workers: int = 2  # async jobs each server process runs at once (0: `escape-vo worker` only)
+    # Async jobs then belong to that user, who alone sees them; unset, every job is anonymous.
+    # Only behind a proxy that sets this header on every request and drops it from clients'.
+    trusted_user_header: str | None = None  # header naming the user, set by an auth proxy
     coverage_order: int = 9  # HEALPix order of the /coverage MOCs (9: cells of 6.9 arcmin)
 
     @property

@@ -376,3 +376,37 @@ def test_stilts_tapquery_async(live_server, tmp_path) -> None:
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
     assert len(votable.parse_single_table(str(out)).to_table()) == 10
+
+
+def test_jobs_belong_to_the_user_a_trusted_proxy_names(demo_archive) -> None:
+    """With TRUSTED_USER_HEADER set, a job belongs to the user the proxy names: its owner sees
+    it in the job list and at its URL, another user or an anonymous client sees no such job
+    and cannot delete it; anonymous jobs stay open to all, as without the setting."""
+    from escape_vo.web.app import create_app
+    from tests.conftest import LiveServer, free_port
+
+    settings, _ = demo_archive
+    port = free_port()
+    proxied = settings.model_copy(update={"trusted_user_header": "X-Remote-User", "port": port})
+    with LiveServer(create_app(proxied), port) as server, httpx.Client(timeout=30) as http:
+        jobs = f"{server.url}/tap/async"
+        alice, bob = {"X-Remote-User": "alice"}, {"X-Remote-User": "bob"}
+        query = {"LANG": "ADQL", "QUERY": "SELECT TOP 1 obs_id FROM ivoa.obscore"}
+        made = http.post(jobs, data=query, headers=alice)
+        assert made.status_code == 303
+        url = made.headers["location"]
+        job_id = url.rsplit("/", 1)[1]
+        anonymous = http.post(jobs, data=query).headers["location"]
+
+        mine = http.get(url, headers=alice)
+        assert mine.status_code == 200 and b"<uws:ownerId>alice</uws:ownerId>" in mine.content
+        assert http.get(f"{url}/owner", headers=alice).text == "alice"
+        for other in (bob, {}):
+            assert http.get(url, headers=other).status_code == 404
+            assert job_id not in http.get(jobs, headers=other).text
+        assert http.post(url, data={"ACTION": "DELETE"}, headers=bob).status_code == 404
+        assert job_id in http.get(jobs, headers=alice).text
+        assert http.get(anonymous, headers=bob).status_code == 200
+        assert anonymous.rsplit("/", 1)[1] in http.get(jobs).text
+        assert http.delete(url, headers=alice).status_code in (200, 303)
+        assert http.get(url, headers=alice).status_code == 404

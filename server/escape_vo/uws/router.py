@@ -62,6 +62,13 @@ def parse_time(text: str, name: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def user(request: Request) -> str | None:
+    """The authenticated user the proxy names in settings.trusted_user_header, or None."""
+    header = request.app.state.settings.trusted_user_header
+    name = request.headers.get(header, "").strip() if header else ""
+    return name or None
+
+
 def _one(form: Form, name: str) -> str | None:
     values = form.params.get(name.lower())
     if not values:
@@ -115,10 +122,15 @@ def uws_router(kind: JobKind, prefix: str) -> APIRouter:
         return seconds
 
     async def load(request: Request, job_id: str, details: bool = True) -> Job | None:
+        """The job, or None when there is none or it is another user's (not found either way:
+        a job's existence is its owner's business)."""
         if not store_id_ok(job_id):
             return None
         async with request.app.state.pool.connection() as conn:
-            return await store.get_job(conn, job_id, kind.name, details)
+            job = await store.get_job(conn, job_id, kind.name, details)
+        if job is not None and job.owner_id is not None and job.owner_id != user(request):
+            return None
+        return job
 
     async def form_of(request: Request, limit: int = CONTROL_BYTES) -> Form | Response:
         try:
@@ -154,7 +166,7 @@ def uws_router(kind: JobKind, prefix: str) -> APIRouter:
 
         async def body():
             async with request.app.state.pool.connection() as conn:
-                rows = store.list_jobs(conn, kind.name, phases, after, last)
+                rows = store.list_jobs(conn, kind.name, phases, after, last, user(request))
                 async for chunk in jobs_document(rows, lambda job_id: f"{href}/{job_id}"):
                     yield chunk
 
@@ -200,7 +212,7 @@ def uws_router(kind: JobKind, prefix: str) -> APIRouter:
                     kind=kind.name,
                     parameters=params,
                     run_id=run_id,
-                    owner_id=None,
+                    owner_id=user(request),
                     execution_duration=duration,
                     destruction=destruction,
                     retention_default=kind.retention_default,
@@ -266,7 +278,7 @@ def uws_router(kind: JobKind, prefix: str) -> APIRouter:
         return lambda result_id: f"{url}/results/{result_id}"
 
     async def delete(request: Request, job_id: str) -> Response:
-        if not store_id_ok(job_id):
+        if await load(request, job_id, details=False) is None:  # none, or another user's
             return no_job(job_id)
         async with request.app.state.pool.connection() as conn:
             found = await store.delete_job(conn, job_id, kind.name)

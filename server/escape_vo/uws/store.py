@@ -152,13 +152,15 @@ async def list_jobs(
     phases: Sequence[str] = (),
     after: datetime | None = None,
     last: int | None = None,
+    owner: str | None = None,
 ) -> AsyncIterator[tuple]:
-    """(job_id, phase, run_id, owner_id, creation_time), most recent first, streamed.
+    """(job_id, phase, run_id, owner_id, creation_time), most recent first, streamed: the
+    jobs of `owner`, or the anonymous ones for None.
 
     Without PHASE, ARCHIVED jobs are left out (UWS 1.1); the (kind, creation_time) and
     (phase, queued_at) indexes keep every filter cheap however many jobs the table holds.
     """
-    where = ["kind = %(kind)s"]
+    where = ["kind = %(kind)s", "owner_id IS NOT DISTINCT FROM %(owner)s"]
     if phases:
         where.append("phase = ANY(%(phases)s)")
     else:
@@ -171,7 +173,7 @@ async def list_jobs(
     )
     if last is not None:
         sql += " LIMIT %(last)s"
-    params = {"kind": kind, "phases": list(phases), "after": after, "last": last}
+    params = {"kind": kind, "phases": list(phases), "after": after, "last": last, "owner": owner}
     async with (
         conn.transaction(),
         conn.cursor(name="uws_job_list", row_factory=tuple_row) as cur,
