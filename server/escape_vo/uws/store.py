@@ -158,7 +158,9 @@ async def list_jobs(
     jobs of `owner`, or the anonymous ones for None.
 
     Without PHASE, ARCHIVED jobs are left out (UWS 1.1); the (kind, creation_time) and
-    (phase, queued_at) indexes keep every filter cheap however many jobs the table holds.
+    (phase, queued_at) indexes keep every filter cheap however many jobs the table holds. The
+    owner is checked on the rows they give (no index of its own): a user with few jobs among
+    many makes LAST scan further.
     """
     where = ["kind = %(kind)s", "owner_id IS NOT DISTINCT FROM %(owner)s"]
     if phases:
