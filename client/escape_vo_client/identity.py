@@ -48,7 +48,7 @@ class Identity:
         if auth is not None and not (isinstance(auth, tuple) and len(auth) == 2):
             user, password = getattr(auth, "username", None), getattr(auth, "password", None)
             if isinstance(user, str | bytes) and isinstance(password, str | bytes):
-                auth = (_text(user), _text(password))
+                auth = (user, password)
             else:
                 warnings.warn(
                     f"the session's auth ({type(auth).__name__}) is not used for downloads, "

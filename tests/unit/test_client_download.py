@@ -86,3 +86,37 @@ def test_the_bytes_bar_ends_full_whatever_the_estimates_said() -> None:
     bars.bytes.update(300)  # the third fails after 300 bytes
     bars.close()
     assert bars.bytes.n == bars.bytes.total == 3400
+
+
+def test_the_identity_of_a_requests_session() -> None:
+    """Headers (not requests' own defaults), cookies and basic auth are carried; an auth object
+    another HTTP library cannot replay is dropped with a warning that says what to do."""
+    import warnings
+
+    import requests
+    from requests.auth import AuthBase, HTTPBasicAuth
+
+    from escape_vo_client import Identity
+
+    assert Identity.of(None) is None
+    assert Identity.of(requests.Session()) is None  # only requests' defaults
+
+    s = requests.Session()
+    s.headers["X-Token"] = "t"
+    s.auth = HTTPBasicAuth(b"astro", "pw")
+    s.cookies.set("login", "yes", domain="archive.example", path="/")
+    ident = Identity.of(s)
+    assert ident is not None and ident.headers == {"X-Token": "t"} and ident.auth == ("astro", "pw")
+    assert ident.request_headers()["Authorization"] == "Basic YXN0cm86cHc="
+    assert [c.name for c in ident.cookies] == ["login"]
+
+    class Signed(AuthBase):
+        def __call__(self, r):
+            return r
+
+    s.auth = Signed()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ident = Identity.of(s)
+    assert ident is not None and ident.auth is None
+    assert "session.headers" in str(caught[0].message)
