@@ -88,8 +88,14 @@ def test_client_alone_downloads_resumes_and_reports(
         dest = tmp_path / "fixture"
         proc = _client(client_venv, remote.base_url, dest, "query")
         deadline = time.monotonic() + 120
+        ids = dest / ".escape-vo-ids"
+        # a file is renamed into place before its ID is recorded: wait for a recorded one too
         while not (
-            remote.faults.held() and list(dest.glob("*.part")) and list(dest.glob("*.fits"))
+            remote.faults.held()
+            and list(dest.glob("*.part"))
+            and list(dest.glob("*.fits"))
+            and ids.is_file()
+            and ids.stat().st_size
         ):
             assert time.monotonic() < deadline and proc.poll() is None, "no transfer got held"
             time.sleep(0.05)
@@ -101,9 +107,7 @@ def test_client_alone_downloads_resumes_and_reports(
         assert complete and len(complete) < n_good, sorted(p.name for p in dest.iterdir())
         # the folder records the IDs of complete files only (one finished as Ctrl-C came may
         # lack its line: it is then taken as this spectrum's, as before the record existed)
-        recorded = {
-            line.split("\t")[0] for line in (dest / ".escape-vo-ids").read_text().splitlines()
-        }
+        recorded = {line.split("\t")[0] for line in ids.read_text().splitlines()}
         assert recorded and recorded <= {p.name for p in complete}
 
         remote.faults.gate(None)
