@@ -600,6 +600,9 @@ def test_json_round_trip():
     assert col["pos"][:2] == [[10.5, -20.25], None]
     assert col["poly"][2] == []
     assert json.loads(_write("json", _batches(), max_rows=9))["query_status"] == "OVERFLOW"
+    assert "infos" not in doc  # none given
+    infos = [("QUERY", 'SELECT "x" FROM t'), ("MODEL", "pca")]
+    assert json.loads(_write("json", _batches(), infos=infos))["infos"] == dict(infos)
 
 
 def test_json_escapes_control_characters():

@@ -57,7 +57,7 @@ def write_result(
             write_delimited(specs, conformed, tsv=fmt.writer == "tsv", header=fmt.header), limiter
         )
     if fmt.writer == "json":
-        return _closing(write_json(specs, limiter, conformed), limiter)
+        return _closing(write_json(specs, limiter, conformed, infos=infos), limiter)
     if fmt.writer == "parquet":
         return _closing(
             write_parquet(specs, limiter, conformed, infos=infos, table_name=table_name), limiter
