@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import uuid
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -20,50 +19,22 @@ import pytest
 from astropy.io.votable import parse_single_table
 
 from escape_vo.adql import Catalog, translate
-from escape_vo.db.migrate import migrate
 from escape_vo.embeddings.apply import apply
 from escape_vo.embeddings.store import get_model, index_name, load_model
 from escape_vo.embeddings.train import train
 from escape_vo.filestore import FileStore
 from escape_vo.schema.model import published_tables
 from escape_vo.settings import Settings
-from tests.conftest import LiveServer, free_port
-
-FAST = {"epochs": 2, "threads": 1, "critic_epochs": 2}
+from tests.conftest import LiveServer
+from tests.fixtures.embedded import FAST, embedded_archive
 
 
 @pytest.fixture(scope="module")
 def embedded(pg, tmp_path_factory):
     """(settings, truth by spectrum_id) of a database with 200 embedded demo spectra."""
-    from escape_vo.demo.generate import generate_demo
-    from escape_vo.ingest.pipeline import ingest
-
-    name = f"embed_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg.url("postgres"), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = pg.url(name)
-    port = free_port()
-    migrate(url, base_url=f"http://127.0.0.1:{port}")
     work = tmp_path_factory.mktemp("embed")
-    truth = generate_demo(work / "demo", n_spectra=200, seed=11)
-    settings = Settings(
-        data_dir=work / "data", database_url=url, ivo_authority="test.example", port=port
-    )
-    report = ingest([work / "demo"], db_url=url, store_url=settings.files_url,
-                    authority=settings.ivo_authority, collection="demo")  # fmt: skip
-    assert report.ok, report.summary()
-    train(url, settings.files_url, "pca", seed=1, params={"iterations": 4, "critic_epochs": 2})
-    train(url, settings.files_url, "autoencoder", seed=1, params=FAST)
-    train(url, settings.files_url, "spherical", seed=1, params=FAST)
-    for model in ("pca", "autoencoder", "spherical"):
-        assert apply(url, settings.files_url, model).embedded == 200
-    by_key = {(Path(t.path).name, t.file_index): t for t in truth}
-    with psycopg.connect(url) as conn:
-        rows = conn.execute("SELECT spectrum_id, original_name, file_index FROM archive.spectra")
-        by_id = {sid: by_key[(n, i)] for sid, n, i in rows}
-    yield settings, by_id
-    with psycopg.connect(pg.url("postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with embedded_archive(pg, work, 200, ("pca", "autoencoder", "spherical")) as found:
+        yield found
 
 
 @pytest.fixture(scope="module")
@@ -302,6 +273,132 @@ def test_bad_requests_get_error_documents(embedded, server) -> None:
         assert "QUERY_STATUS" in r.text and message in r.text, r.text
 
 
+SINGLE = (
+    "file_path IN (SELECT file_path FROM archive.spectra GROUP BY file_path HAVING count(*) = 1)"
+)
+
+
+def _stored_file(settings: Settings, where: str) -> tuple[str, str, int, bytes]:
+    """(publisher DID, original name, file index, file bytes) of the first spectrum matching."""
+    with psycopg.connect(settings.database_url) as conn:
+        did, name, index, path = conn.execute(
+            "SELECT publisher_did, original_name, file_index, file_path FROM archive.spectra "
+            f"WHERE {where} ORDER BY spectrum_id LIMIT 1"
+        ).fetchone()
+    with FileStore(settings.files_url).open(path) as fh:
+        return did, name, index, fh.read()
+
+
+def _infos(content: bytes) -> dict[str, str]:
+    from astropy.io.votable import parse
+
+    return {i.name: i.value for i in parse(io.BytesIO(content)).resources[0].infos}
+
+
+def test_an_uploaded_spectrum_finds_what_its_archived_copy_finds(
+    embedded, server, tmp_path: Path
+) -> None:
+    """A spectrum file of one's own is embedded on the fly: an archived spectrum uploaded as a
+    file finds itself at distance 0, then the neighbours its ID gives, and the model sees it
+    as it saw the archived copy (same anomaly score and latent-sky position; the spectrum is
+    one the model was not trained on, so both are scored as new spectra)."""
+    settings, _ = embedded
+    with psycopg.connect(settings.database_url) as conn:
+        model = load_model(FileStore(settings.files_url), get_model(conn, "autoencoder"))
+        ids = [r[0] for r in conn.execute("SELECT spectrum_id FROM archive.spectra")]
+    # with fewer held-out spectra than MIN_UNSEEN every spectrum is scored alike (seen is None)
+    seen = set() if model.seen is None or model.unseen is None else set(model.seen.tolist())
+    held_out = ",".join(str(i) for i in set(ids) - seen)
+    did, name, _, data = _stored_file(settings, f"spectrum_id IN ({held_out}) AND {SINGLE}")
+    url, k = f"{server.url}/embeddings/similar", 6
+    r = httpx.post(url, data={"k": k + 1, "model": "autoencoder"}, files={"SPECTRUM": (name, data)})
+    assert r.status_code == 200, r.text
+    uploaded = _votable(r.content)
+    assert uploaded["publisher_did"][0] == did
+    assert uploaded["distance"][0] == pytest.approx(0, abs=1e-5)
+    by_id = httpx.get(url, params={"ID": did, "k": k, "model": "autoencoder"})
+    assert list(uploaded["publisher_did"][1:]) == list(_votable(by_id.content)["publisher_did"])
+
+    infos = _infos(r.content)
+    with psycopg.connect(settings.database_url) as conn:
+        score, lon, lat = conn.execute(
+            "SELECT anomaly_score, lon, lat FROM embeddings.spectrum_embeddings "
+            "WHERE model = 'autoencoder' AND publisher_did = %s",
+            (did,),
+        ).fetchone()
+    assert infos["MODEL"] == "autoencoder" and infos["QUERY_FILE"] == name
+    assert float(infos["QUERY_ANOMALY_SCORE"]) == pytest.approx(score, abs=2e-3)
+    assert float(infos["QUERY_LON"]) == pytest.approx(lon, abs=1e-3)
+    assert float(infos["QUERY_LAT"]) == pytest.approx(lat, abs=1e-3)
+
+    # the part name is case-insensitive like every DALI parameter, and POST with ID alone is
+    # the GET search
+    r = httpx.post(url, data={"k": 1, "model": "autoencoder"}, files={"spectrum": (name, data)})
+    assert r.status_code == 200 and _votable(r.content)["publisher_did"][0] == did
+    r = httpx.post(url, data={"ID": did, "k": k, "model": "autoencoder"})
+    assert r.status_code == 200
+    assert list(_votable(r.content)["publisher_did"]) == list(uploaded["publisher_did"][1:])
+
+    # the client sends a file of one's own the same way
+    from escape_vo_client import Archive
+
+    path = tmp_path / name
+    path.write_bytes(data)
+    archive = Archive(server.url)
+    table = archive.similar_to(path, k + 1, model="autoencoder")
+    assert list(table["publisher_did"]) == list(uploaded["publisher_did"])
+    query = table.meta["query"]
+    assert query["file"] == name and query["model"] == "autoencoder"
+    assert query["anomaly_score"] == pytest.approx(score, abs=2e-3)
+    assert archive.similar_to(data, 1)["publisher_did"][0] == did
+    with pytest.raises(ValueError, match="REDSHIFT must be a finite number"):
+        archive.similar_to(data, redshift=-5)
+
+
+def test_a_multi_spectrum_file_needs_its_index(embedded, server) -> None:
+    settings, _ = embedded
+    multi = (
+        "file_index = 1 AND file_path IN (SELECT file_path FROM archive.spectra "
+        "GROUP BY file_path HAVING count(*) > 1)"
+    )
+    did, name, index, data = _stored_file(settings, multi)
+    url = f"{server.url}/embeddings/similar"
+    r = httpx.post(url, data={"model": "pca"}, files={"SPECTRUM": (name, data)})
+    assert r.status_code == 400 and "say which with INDEX" in r.text, r.text
+    r = httpx.post(url, data={"INDEX": index, "k": 2}, files={"SPECTRUM": (name, data)})
+    assert r.status_code == 200, r.text
+    assert _votable(r.content)["publisher_did"][0] == did
+    r = httpx.post(url, data={"INDEX": 999}, files={"SPECTRUM": (name, data)})
+    assert r.status_code == 400 and "no spectrum at INDEX=999" in r.text, r.text
+
+
+def test_bad_uploads_get_error_documents(embedded, server, monkeypatch) -> None:
+    import escape_vo.embeddings.web as web
+
+    settings, _ = embedded
+    did, name, _, data = _stored_file(settings, SINGLE)
+    url = f"{server.url}/embeddings/similar"
+    spectrum = {"SPECTRUM": (name, data)}
+    cases = [
+        ({}, {"SPECTRUM": ("notes.txt", b"not a FITS file")}, "is not a spectrum this service"),
+        ({"REDSHIFT": "abc"}, spectrum, "REDSHIFT must be a number"),
+        ({"REDSHIFT": "-3"}, spectrum, "above -0.99"),
+        ({"REDSHIFT": "40"}, spectrum, "cannot be put on the model's grid"),
+        ({"INDEX": "first"}, spectrum, "INDEX must be an integer"),
+        ({"k": "0"}, spectrum, "k must be between"),
+        ({"model": "nosuch"}, spectrum, "models available: autoencoder"),
+        ({"ID": did}, spectrum, "not both"),
+        ({}, {"OTHER": (name, data)}, "ID is required"),
+    ]
+    for params, files, message in cases:
+        r = httpx.post(url, data=params, files=files)
+        assert r.status_code == 400, (params, r.text)
+        assert "QUERY_STATUS" in r.text and message in r.text, r.text
+    monkeypatch.setattr(web, "MAX_FILE_BYTES", 1000)
+    r = httpx.post(url, files=spectrum)
+    assert r.status_code == 413 and "larger than" in r.text, r.text
+
+
 def test_a_spectrum_not_yet_embedded_is_said_to_be_so(embedded, server) -> None:
     """The search runs in one pipeline with the check that the spectrum has a vector; when
     it has none, the answer says so instead of giving the neighbours of nothing."""
@@ -396,7 +493,7 @@ def test_apply_after_new_ingests_embeds_only_the_new_spectra(embedded, tmp_path)
     assert missing == 0
 
 
-def test_cli_train_apply_models_and_similar(embedded, monkeypatch) -> None:
+def test_cli_train_apply_models_and_similar(embedded, monkeypatch, tmp_path: Path) -> None:
     from click.testing import CliRunner
 
     from escape_vo.cli import main
@@ -421,6 +518,15 @@ def test_cli_train_apply_models_and_similar(embedded, monkeypatch) -> None:
                                  "--model", "pca"])  # fmt: skip
         assert r.exit_code == 0, r.output
         assert len(r.output.strip().splitlines()) == 3
+        did, name, _, data = _stored_file(settings, SINGLE)
+        (tmp_path / name).write_bytes(data)
+        r = runner.invoke(main, ["embed", "similar", str(tmp_path / name), "-k", "2"])
+        assert r.exit_code == 0, r.output
+        head, first, _ = r.output.strip().splitlines()
+        assert head.startswith(f"# {name}: model autoencoder") and "anomaly score" in head
+        assert first.split()[1] == did and float(first.split()[0]) < 1e-5
+        r = runner.invoke(main, ["embed", "similar", str(tmp_path / name), "--redshift", "50"])
+        assert r.exit_code != 0 and "cannot be put on the model's grid" in r.output
         r = runner.invoke(main, ["embed", "train", "--model", "nosuch"])
         assert r.exit_code != 0 and "unknown model" in r.output
     finally:

@@ -145,21 +145,36 @@ def models_cmd() -> None:
 @click.argument("did")
 @click.option("--model", default=None, help="Model [default: the best applied one].")
 @click.option("-k", type=int, default=10, show_default=True)
-def similar(did: str, model: str | None, k: int) -> None:
-    """The k spectra most similar to DID."""
+@click.option("--index", type=int, default=None, help="DID a file: its spectrum at this index.")
+@click.option("--redshift", type=float, default=None, help="DID a file: [default: its own].")
+def similar(did: str, model: str | None, k: int, index: int | None, redshift: float | None) -> None:
+    """The k spectra most similar to DID, or to the spectrum of a FITS file DID names."""
+    from pathlib import Path
+
     import psycopg
 
-    from escape_vo.embeddings.search import SearchError
+    from escape_vo.embeddings.example import ExampleError, embed_file
+    from escape_vo.embeddings.search import SearchError, nearest_to_vector
     from escape_vo.embeddings.search import similar as run
 
-    _, db, ensure = _db()
+    settings, db, ensure = _db()
+    path = Path(did)
     with db as url:
         ensure(url)
-        with psycopg.connect(url) as conn:
-            try:
-                found = run(conn, did, model, k)
-            except SearchError as exc:
-                raise click.ClickException(str(exc)) from None
+        try:
+            if path.is_file():
+                e = embed_file(url, settings.files_url, path.read_bytes(), path.name, model,
+                               index, redshift)  # fmt: skip
+                sky = f"latent sky ({e.lon:.2f}, {e.lat:.2f})"
+                click.echo(f"# {path.name}: model {e.model} v{e.version}, anomaly score "
+                           f"{e.anomaly_score:.2f}, {sky}")  # fmt: skip
+                with psycopg.connect(url) as conn:
+                    found = nearest_to_vector(conn, e.model, e.vector, k)
+            else:
+                with psycopg.connect(url) as conn:
+                    found = run(conn, did, model, k)
+        except (SearchError, ExampleError) as exc:
+            raise click.ClickException(str(exc)) from None
     for n in found:
         click.echo(f"{n.distance:.5f}  {n.publisher_did}  {n.instrument or '-'}  "
                    f"{n.target_class or '-'}")  # fmt: skip

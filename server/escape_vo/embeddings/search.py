@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import psycopg
 from psycopg import sql
 
-from escape_vo.embeddings.store import DISTANCE_OP, VECTOR_TYPE
+from escape_vo.embeddings.store import DISTANCE_OP, VECTOR_DIM, VECTOR_TYPE
 
 MAX_K = 1000
 # Model preference when a request does not name one: the best on the demo data first.
@@ -56,13 +57,29 @@ def query_vector_sql(model: str, did: str) -> sql.Composed:
 
 
 def neighbours_sql(model: str, did: str, k: int, include_self: bool = False) -> sql.Composed:
+    return _nearest_sql(model, query_vector_sql(model, did), k, None if include_self else did)
+
+
+def vector_literal(vector: np.ndarray) -> sql.Composed:
+    """A query vector given by value (an uploaded spectrum's), padded to the stored width."""
+    padded = np.zeros(VECTOR_DIM, np.float64)
+    padded[: len(vector)] = vector
+    text = "[" + ",".join(repr(float(x)) for x in padded) + "]"
+    return sql.SQL("CAST({t} AS {vt})").format(t=sql.Literal(text), vt=sql.SQL(VECTOR_TYPE))
+
+
+def nearest_to_vector_sql(model: str, vector: np.ndarray, k: int) -> sql.Composed:
+    return _nearest_sql(model, vector_literal(vector), k, None)
+
+
+def _nearest_sql(model: str, query: sql.Composable, k: int, exclude: str | None) -> sql.Composed:
     distance = sql.SQL("CAST(e.vector AS {vt}) {op} {q}").format(
-        vt=sql.SQL(VECTOR_TYPE), op=sql.SQL(DISTANCE_OP), q=query_vector_sql(model, did)
+        vt=sql.SQL(VECTOR_TYPE), op=sql.SQL(DISTANCE_OP), q=query
     )
     cond = (
         sql.SQL("")
-        if include_self
-        else sql.SQL(" AND e.publisher_did <> {d}").format(d=sql.Literal(did))
+        if exclude is None
+        else sql.SQL(" AND e.publisher_did <> {d}").format(d=sql.Literal(exclude))
     )
     return sql.SQL(
         "SELECT e.publisher_did, e.spectrum_id, {dist} AS distance, e.model, e.version, "
@@ -83,7 +100,7 @@ def settings_sql(k: int) -> str:
     )
 
 
-def _check(k: int) -> None:
+def check_k(k: int) -> None:
     if not 1 <= k <= MAX_K:
         raise SearchError(f"k must be between 1 and {MAX_K}; got {k}")
 
@@ -117,7 +134,7 @@ def default_model(available: list[str]) -> str | None:
     return available[0] if available else None
 
 
-_AVAILABLE = "SELECT DISTINCT name FROM embeddings.models WHERE is_current ORDER BY name"
+AVAILABLE = "SELECT DISTINCT name FROM embeddings.models WHERE is_current ORDER BY name"
 
 
 async def similar_async(pool, did: str, model: str | None, k: int) -> list[Neighbour]:
@@ -126,7 +143,7 @@ async def similar_async(pool, did: str, model: str | None, k: int) -> list[Neigh
     With a model named, the settings, the status check and the search go to the server as one
     pipeline in one transaction: one round trip instead of six, which was most of a request's
     time (the HNSW search itself takes 1-3 ms). The status says why when nothing is found."""
-    _check(k)
+    check_k(k)
     async with pool.connection() as conn:
         available: list[str] | None = None
         if model is None:
@@ -147,14 +164,35 @@ async def similar_async(pool, did: str, model: str | None, k: int) -> list[Neigh
 
 
 async def _available_async(conn) -> list[str]:
-    cur = await conn.execute(_AVAILABLE)
+    cur = await conn.execute(AVAILABLE)
     return [r[0] for r in await cur.fetchall()]
+
+
+async def nearest_to_vector_async(pool, model: str, vector: np.ndarray, k: int) -> list[Neighbour]:
+    """The k spectra nearest to a vector given by value (an uploaded spectrum's)."""
+    check_k(k)
+    async with pool.connection() as conn:
+        async with conn.pipeline(), conn.transaction():
+            await conn.execute(settings_sql(k))
+            found_cur = await conn.execute(nearest_to_vector_sql(model, vector, k))
+        return [Neighbour(*row) for row in await found_cur.fetchall()]
+
+
+def nearest_to_vector(
+    conn: psycopg.Connection, model: str, vector: np.ndarray, k: int
+) -> list[Neighbour]:
+    """The same on a plain connection (CLI)."""
+    check_k(k)
+    with conn.transaction():
+        conn.execute(settings_sql(k))
+        rows = conn.execute(nearest_to_vector_sql(model, vector, k)).fetchall()
+    return [Neighbour(*row) for row in rows]
 
 
 def similar(conn: psycopg.Connection, did: str, model: str | None, k: int) -> list[Neighbour]:
     """The same, on a plain connection (CLI, benchmarks)."""
-    _check(k)
-    available = [r[0] for r in conn.execute(_AVAILABLE).fetchall()]
+    check_k(k)
+    available = [r[0] for r in conn.execute(AVAILABLE).fetchall()]
     model = model or default_model(available)
     if model is None:
         raise SearchError("no embedding model has been applied yet (escape-vo embed apply)")

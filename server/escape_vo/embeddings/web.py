@@ -1,6 +1,7 @@
 """HTTP: /embeddings/similar (VOTable of neighbours), the latent map page and its data.
 
 GET /embeddings/similar?ID=<publisher DID>&k=10&model=autoencoder[&RESPONSEFORMAT=...]
+POST /embeddings/similar                  the same, or with a spectrum file (part SPECTRUM)
 GET /embeddings/map                       the interactive latent sky (HTML + canvas)
 GET /embeddings/map/points?model=...      its points, columnar JSON
 GET /embeddings/spectra/{spectrum_id}     a preprocessed spectrum (JSON) for the map's plot
@@ -12,26 +13,34 @@ from __future__ import annotations
 import functools
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
+import anyio
 import numpy as np
 import pyarrow as pa
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from psycopg import sql
+from starlette.datastructures import UploadFile
 from vo_models.vodataservice.models import ParamHTTP
 from vo_models.voresource.models import AccessURL, Capability
 
+from escape_vo.embeddings.example import MAX_FILE_BYTES, Embedded, ExampleError, embed_file
 from escape_vo.embeddings.grid import GRIDS
 from escape_vo.embeddings.search import (
     MAX_K,
     RESULT_COLUMNS,
+    Neighbour,
     SearchError,
+    check_k,
     default_model,
+    nearest_to_vector_async,
     similar_async,
 )
 from escape_vo.schema.model import Column, find_table
 from escape_vo.spectra.vosi import add_vosi_routes
+from escape_vo.uws.forms import RequestTooLarge, read_form
 from escape_vo.vosi.paramhttp import ParamHTTPCapability
 from escape_vo.votable import error_votable, resolve_format, write_result
 
@@ -85,12 +94,16 @@ def similar_capabilities(prefix_url: str) -> list[Capability]:
             standard_id=None,  # optional in VOResource; vo-models wants it said
             description="The k spectra most similar to a given one: nearest neighbours in the "
             "latent space of an embedding model, with cosine distances, as a VOTable. "
-            f"Parameters: ID (publisher DID, required), k (1-{MAX_K}, default 10), model "
-            "(default: the best applied one), RESPONSEFORMAT.",
+            f"Parameters: ID (publisher DID), k (1-{MAX_K}, default 10), model (default: the "
+            "best applied one), RESPONSEFORMAT. Instead of ID, a spectrum file of one's own may "
+            "be POSTed as the multipart part SPECTRUM (any 1-D spectrum FITS the archive "
+            "ingests), with INDEX (which spectrum of a multi-spectrum file) and REDSHIFT "
+            "(default: the file's); INFOs then say how the model sees it (anomaly score, "
+            "latent-sky position).",
             interface=[
                 ParamHTTP(
                     access_url=[AccessURL(value=f"{prefix_url}/similar", use="base")],
-                    query_type=["GET"],
+                    query_type=["GET", "POST"],
                     result_type="application/x-votable+xml",
                 )
             ],
@@ -103,31 +116,122 @@ add_vosi_routes(router, "similar-spectra service", similar_capabilities)
 
 @router.get("/similar", summary="The k spectra most similar to one (VOTable, or RESPONSEFORMAT)")
 async def similar_endpoint(request: Request) -> Response:
-    did = _param(request, "ID")
-    if not did:
-        return _error("ID is required: the publisher DID of a spectrum (ivo://...)")
-    k_text = _param(request, "k") or "10"
+    params = {k.lower(): [v] for k, v in request.query_params.multi_items()}
+    return await _similar(request, params, {})
+
+
+@router.post(
+    "/similar",
+    summary="The k spectra most similar to an uploaded spectrum file (SPECTRUM), or to ID",
+)
+async def similar_post(request: Request) -> Response:
+    try:
+        form = await read_form(request, MAX_FILE_BYTES)
+    except RequestTooLarge as exc:
+        return _error(f"{exc} (one 1-D spectrum file is expected)", 413)
+    except ValueError as exc:  # a malformed multipart body
+        return _error(f"cannot read the request body: {exc}")
+    try:
+        return await _similar(request, form.params, form.files)
+    finally:
+        await form.close()
+
+
+async def _similar(
+    request: Request, params: dict[str, list[str]], files: dict[str, UploadFile]
+) -> Response:
+    def one(name: str) -> str | None:
+        values = params.get(name.lower())
+        return values[-1] if values else None
+
+    upload = next((f for name, f in files.items() if name.upper() == "SPECTRUM"), None)
+    did = one("ID")
+    if upload is None and not did:
+        return _error(
+            "ID is required (the publisher DID of a spectrum, ivo://...), or POST a spectrum "
+            "file of your own as the multipart part SPECTRUM "
+            "(curl -F SPECTRUM=@spec.fits .../embeddings/similar)"
+        )
+    if upload is not None and did:
+        return _error("give either ID or an uploaded SPECTRUM, not both")
+    k_text = one("k") or "10"
     try:
         k = int(k_text)
     except ValueError:
         return _error(f"k must be an integer between 1 and {MAX_K}; got {k_text!r}")
     try:
-        fmt = resolve_format(_param(request, "RESPONSEFORMAT"))
+        fmt = resolve_format(one("RESPONSEFORMAT"))
     except ValueError as exc:
         return _error(str(exc))
-    model = _param(request, "model")
+    model = one("model")
+    pool = request.app.state.pool
     try:
-        found = await similar_async(request.app.state.pool, did, model, k)
-    except SearchError as exc:
+        if upload is None:
+            found = await similar_async(pool, did, model, k)  # type: ignore[arg-type]
+            infos = [("QUERY_ID", did or ""), ("MODEL", found[0].model if found else model or "")]
+        else:
+            found, embedded = await _similar_to_upload(request, upload, one, model, k)
+            infos = _upload_infos(upload.filename or "upload", embedded)
+    except (SearchError, ExampleError) as exc:
         return _error(str(exc))
     columns = result_columns()
     arrays = [pa.array([getattr(n, c.name) for n in found], type=_arrow(c)) for c in columns]
     batch = pa.record_batch(arrays, names=[c.name for c in columns])
-    used = found[0].model if found else (model or "")
-    infos = [("QUERY_ID", did), ("MODEL", used), ("K", str(k))]
+    infos.append(("K", str(k)))
     # at most MAX_K rows: written whole, since streaming costs a thread hop per chunk
     body = b"".join(write_result(fmt, columns, iter([batch]), max_rows=k, infos=infos))
     return Response(body, media_type=fmt.mime_type)
+
+
+async def _similar_to_upload(
+    request: Request,
+    upload: UploadFile,
+    one: Callable[[str], str | None],
+    model: str | None,
+    k: int,
+) -> tuple[list[Neighbour], Embedded]:
+    """Embed the uploaded spectrum with the model's current version, then search its vector."""
+    check_k(k)
+    index_text, z_text = one("INDEX"), one("REDSHIFT")
+    try:
+        index = None if index_text is None else int(index_text)
+    except ValueError:
+        raise ExampleError(f"INDEX must be an integer (0 for the first spectrum of the file); "
+                           f"got {index_text!r}") from None  # fmt: skip
+    try:
+        redshift = None if z_text is None else float(z_text)
+    except ValueError:
+        raise ExampleError(f"REDSHIFT must be a number; got {z_text!r}") from None
+    if redshift is not None and not (np.isfinite(redshift) and redshift > -0.99):
+        raise ExampleError(f"REDSHIFT must be a finite number above -0.99; got {z_text}")
+    data = await upload.read()
+    name = upload.filename or "the uploaded file"
+    settings = request.app.state.settings
+    embedded = await anyio.to_thread.run_sync(
+        embed_file, settings.database_url, settings.files_url, data, name, model, index, redshift
+    )
+    found = await nearest_to_vector_async(
+        request.app.state.pool, embedded.model, embedded.vector, k
+    )
+    return found, embedded
+
+
+def _upload_infos(filename: str, e: Embedded) -> list[tuple[str, str]]:
+    """How the model sees the uploaded spectrum, as INFOs of the answer."""
+    infos = [
+        ("QUERY_FILE", filename),
+        ("MODEL", e.model),
+        ("MODEL_VERSION", str(e.version)),
+        ("QUERY_ANOMALY_SCORE", f"{e.anomaly_score:.4g}"),
+        ("QUERY_RECONSTRUCTION_ERROR", f"{e.reconstruction_error:.4g}"),
+        ("QUERY_LON", f"{e.lon:.6f}"),
+        ("QUERY_LAT", f"{e.lat:.6f}"),
+        ("QUERY_COVERAGE", f"{e.coverage:.4f}"),
+        ("QUERY_REDSHIFT", "observed frame" if e.redshift is None else f"{e.redshift:g}"),
+    ]
+    if e.z_model is not None:
+        infos.append(("QUERY_Z_MODEL", f"{e.z_model:.5g}"))
+    return infos
 
 
 def _arrow(col: Column) -> pa.DataType:
