@@ -24,7 +24,7 @@ from escape_vo_client.transfer import (
     fits_check,
 )
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 __all__ = [
     "DATALINK_TYPE",
     "Archive",

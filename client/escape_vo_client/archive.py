@@ -587,6 +587,63 @@ class Archive:
         table.meta["similar_to"] = id_
         return table
 
+    def similar_to(
+        self,
+        spectrum: str | Path | bytes,
+        k: int = 10,
+        *,
+        model: str | None = None,
+        redshift: float | None = None,
+        index: int | None = None,
+    ) -> Table:
+        """The k archived spectra most similar to a spectrum of one's own (a 1-D spectrum FITS
+        file, as a path or as bytes), which the archive embeds on the fly with its model.
+
+        redshift: to compare in the rest frame (default: the file's own, if it has one);
+        index: which spectrum of a multi-spectrum file. The table's meta["query"] says how the
+        model sees the spectrum: its anomaly score on the archive's scale (0 typical, 3 rare),
+        reconstruction error, latent-sky position (lon, lat), the model and version used."""
+        if int(k) < 1:
+            raise ValueError("k must be at least 1")
+        if isinstance(spectrum, bytes):
+            name, content = "spectrum.fits", spectrum
+        else:
+            name, content = Path(spectrum).name, Path(spectrum).read_bytes()
+        fields: dict[str, object] = {"k": int(k)}
+        for key, value in (("model", model), ("REDSHIFT", redshift), ("INDEX", index)):
+            if value is not None:
+                fields[key] = value
+        url = f"{self.root}/embeddings/similar"
+        response = run_coroutine(
+            _post_file(url, fields, {"SPECTRUM": (name, content)}, self.timeout, self._identity)
+        )
+        if response.status_code in (404, 405):
+            raise LookupError(f"{self.root} offers no similar-spectra search ({url}: HTTP "
+                              f"{response.status_code})")  # fmt: skip
+        table = _votable_or_error(response.content, response.status_code)
+        infos = {
+            i.name: i.value for i in votable.parse(io.BytesIO(response.content)).resources[0].infos
+        }
+        table.meta["similar_to"] = name
+        table.meta["query"] = {
+            key[6:].lower() if key.startswith("QUERY_") else key.lower(): _number(value)
+            for key, value in infos.items()
+            if key != "QUERY_STATUS"
+        }
+        return table
+
+
+def _number(text: str | None) -> object:
+    """An INFO's value as a number when it is one (the query's scores and position)."""
+    try:
+        return int(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        pass
+    try:
+        return float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return text
+
 
 SIMILAR_SEMANTICS = "similar-spectra"  # DataLink local_semantics of the service descriptor
 
@@ -621,6 +678,17 @@ async def _answer(url: str, params: dict, timeout: float, identity: Identity | N
     """A GET retried like downloads (network errors, 429, 5xx), whatever status it ends with."""
     async with Downloader(parallel=1, timeout=timeout, identity=identity) as d:
         return await d.answer("GET", url, params=params)
+
+
+async def _post_file(
+    url: str,
+    data: dict,
+    files: dict[str, tuple[str, bytes]],
+    timeout: float,
+    identity: Identity | None,
+) -> Answer:
+    async with Downloader(parallel=1, timeout=timeout, identity=identity) as d:
+        return await d.answer("POST", url, data=data, files=files)
 
 
 async def _soda(

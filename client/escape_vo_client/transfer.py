@@ -410,20 +410,26 @@ class Downloader:
         return answer.content
 
     async def answer(
-        self, method: str, url: str, *, data: dict | None = None, params: dict | None = None
+        self,
+        method: str,
+        url: str,
+        *,
+        data: dict | None = None,
+        params: dict | None = None,
+        files: Mapping[str, tuple[str, bytes]] | None = None,
     ) -> Answer:
         """The response to a small request, retried like files on network errors and on the
         transient statuses (429, 5xx); any other status is returned for the caller to read,
-        since a service's error answer is a document (a DALI error VOTable) that says why."""
+        since a service's error answer is a document (a DALI error VOTable) that says why.
+        `files` (part name -> (file name, bytes)) makes the body multipart, with `data`."""
         attempt = 0
         while True:
             attempt += 1
+            body = _multipart(data, files) if files else _pairs(data)  # a body is read once
             try:
                 async with (
                     self.slot(url),
-                    self.session.request(
-                        method, url, data=_pairs(data), params=_pairs(params)
-                    ) as r,
+                    self.session.request(method, url, data=body, params=_pairs(params)) as r,
                 ):
                     answer = Answer(r.status, r.reason or "", r.headers, await r.read(), str(r.url))
                 if answer.status_code not in _TRANSIENT_STATUS:
@@ -640,6 +646,15 @@ def _pairs(values: Mapping | None) -> list[tuple[str, str]] | None:
         for key, value in values.items()
         for item in (value if isinstance(value, list | tuple) else [value])
     ]
+
+
+def _multipart(data: Mapping | None, files: Mapping[str, tuple[str, bytes]]) -> aiohttp.FormData:
+    form = aiohttp.FormData()
+    for key, value in _pairs(data) or []:
+        form.add_field(key, value)
+    for part, (filename, content) in files.items():
+        form.add_field(part, content, filename=filename, content_type="application/octet-stream")
+    return form
 
 
 def _announced(t: Transfer, meta: _Meta) -> list[Checksum]:
