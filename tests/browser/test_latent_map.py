@@ -1,0 +1,71 @@
+"""The latent map in a browser: the points of an embedded archive, a click on one, and a
+spectrum file of one's own dropped in, which lands on the map with its neighbours."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from escape_vo.filestore import FileStore
+from tests.browser.conftest import ARTIFACTS, Console
+from tests.conftest import LiveServer
+from tests.fixtures.embedded import embedded_archive
+
+
+@pytest.fixture(scope="module")
+def map_site(pg, tmp_path_factory):
+    """(url, settings) of a live server over 80 demo spectra embedded by a small PCA."""
+    from escape_vo.web.app import create_app
+
+    work = tmp_path_factory.mktemp("map")
+    with embedded_archive(pg, work, 80, ("pca",)) as (settings, _):
+        live = LiveServer(create_app(settings), settings.port)
+        with live:
+            yield live.url, settings
+
+
+def test_a_spectrum_of_ones_own_lands_on_the_map(browser, map_site, tmp_path) -> None:
+    url, settings = map_site
+    with psycopg.connect(settings.database_url) as conn:
+        did, name, path = conn.execute(
+            "SELECT publisher_did, original_name, file_path FROM archive.spectra WHERE file_path "
+            "IN (SELECT file_path FROM archive.spectra GROUP BY file_path HAVING count(*) = 1) "
+            "ORDER BY spectrum_id LIMIT 1"
+        ).fetchone()
+    with FileStore(settings.files_url).open(path) as fh:
+        (tmp_path / name).write_bytes(fh.read())
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    console = Console(page)
+    try:
+        page.goto(url + "/embeddings/map")
+        page.wait_for_function(
+            "document.getElementById('status').textContent.includes('80 spectra')"
+        )
+        page.set_input_files("#upload", str(tmp_path / name))
+        page.wait_for_selector("#nbs tr.nb")
+        mine = page.inner_text("#mine")
+        assert "latent sky" in mine and "anomaly" in mine and "model pca" in mine, mine
+        rows = page.locator("#nbs tr.nb")
+        assert rows.count() == 10
+        assert rows.first.locator("td").first.inner_text() == "0.0000"  # its archived copy
+        assert page.evaluate("state.mine !== null && state.nbs.length === 10")
+        page.screenshot(path=ARTIFACTS / "latent_map_upload.png")
+        # the archived copy's own neighbours come up with a click on it
+        rows.first.click()
+        page.wait_for_function(f"document.getElementById('side').textContent.includes('{did}')")
+        # a file that is no spectrum gets the service's message (and the browser logs the 400)
+        console.allowed.append("status of 400")
+        (tmp_path / "notes.txt").write_text("not a spectrum")
+        page.set_input_files("#upload", str(tmp_path / "notes.txt"))
+        page.wait_for_function(
+            "document.getElementById('mine')?.textContent.includes('not a spectrum this service')"
+        )
+        assert page.evaluate("state.mine === null") and not page.locator("#nbs").count()
+    finally:
+        page.screenshot(path=ARTIFACTS / "latent_map_upload_error.png")
+        context.close()
+    assert not console.unexpected(), console.unexpected()
