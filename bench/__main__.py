@@ -20,6 +20,7 @@ BENCHMARKS = [
     "embeddings_quality",
     "embeddings_oddities",
     "embeddings_map",
+    "embeddings_upload",
     "web_pages",
     "client_download",
     "xmatch",

@@ -153,7 +153,7 @@ def similar(did: str, model: str | None, k: int, index: int | None, redshift: fl
 
     import psycopg
 
-    from escape_vo.embeddings.example import ExampleError, embed_file
+    from escape_vo.embeddings.example import ExampleError, current_record, embed_file
     from escape_vo.embeddings.search import SearchError, nearest_to_vector
     from escape_vo.embeddings.search import similar as run
 
@@ -163,8 +163,10 @@ def similar(did: str, model: str | None, k: int, index: int | None, redshift: fl
         ensure(url)
         try:
             if path.is_file():
-                e = embed_file(url, settings.files_url, path.read_bytes(), path.name, model,
-                               index, redshift)  # fmt: skip
+                with psycopg.connect(url) as conn:
+                    record = current_record(conn, model)
+                e = embed_file(settings.files_url, record, path.read_bytes(), path.name, index,
+                               redshift)  # fmt: skip
                 sky = f"latent sky ({e.lon:.2f}, {e.lat:.2f})"
                 click.echo(f"# {path.name}: model {e.model} v{e.version}, anomaly score "
                            f"{e.anomaly_score:.2f}, {sky}")  # fmt: skip

@@ -23,7 +23,13 @@ from escape_vo.embeddings.grid import GRIDS, resample
 from escape_vo.embeddings.models import EmbeddingModel
 from escape_vo.embeddings.preprocess import Dataset
 from escape_vo.embeddings.search import AVAILABLE, default_model
-from escape_vo.embeddings.store import ModelRecord, get_model, load_model, sky_position
+from escape_vo.embeddings.store import (
+    CURRENT_MODEL,
+    ModelRecord,
+    load_model,
+    model_record,
+    sky_position,
+)
 from escape_vo.filestore import FileStore
 from escape_vo.ingest.model import SpectrumRecord
 
@@ -82,34 +88,40 @@ def pick_spectrum(data: bytes, filename: str, index: int | None) -> SpectrumReco
     return found[0]
 
 
-def current_record(conn: psycopg.Connection, name: str | None) -> ModelRecord:
-    """The version of model `name` (default: the best applied one) the archive's vectors come
-    from: the applied, current one."""
-    available = [r[0] for r in conn.execute(AVAILABLE).fetchall()]
+def _chosen(available: list[str], name: str | None) -> str:
     name = name or default_model(available)
     if name not in available:
         offered = ", ".join(available) or "none yet (escape-vo embed train / apply)"
         raise ExampleError(f"model {name!r} has no applied version; models available: {offered}")
-    (version,) = conn.execute(
-        "SELECT max(version) FROM embeddings.models WHERE name = %s AND is_current", (name,)
-    ).fetchone()
-    return get_model(conn, name, int(version))
+    return name  # type: ignore[return-value]
+
+
+def current_record(conn: psycopg.Connection, name: str | None) -> ModelRecord:
+    """The version of model `name` (default: the best applied one) the archive's vectors come
+    from: the applied, current one."""
+    name = _chosen([r[0] for r in conn.execute(AVAILABLE).fetchall()], name)
+    return model_record(conn.execute(CURRENT_MODEL, (name,)).fetchone())
+
+
+async def current_record_async(conn: psycopg.AsyncConnection, name: str | None) -> ModelRecord:
+    """The same on the web server's pool: no connection of its own per request."""
+    cur = await conn.execute(AVAILABLE)
+    name = _chosen([r[0] for r in await cur.fetchall()], name)
+    cur = await conn.execute(CURRENT_MODEL, (name,))
+    return model_record(await cur.fetchone())
 
 
 def embed_file(
-    db_url: str,
     store_url: str,
+    record: ModelRecord,
     data: bytes,
     filename: str,
-    model: str | None,
     index: int | None = None,
     redshift: float | None = None,
 ) -> Embedded:
-    """The spectrum of a file as the current version of `model` sees it; `redshift` None
-    takes the file's own (as ingest records it, so as `embed apply` would use it)."""
+    """The spectrum of a file as the model version `record` sees it; `redshift` None takes
+    the file's own (as ingest records it, so as `embed apply` would use it)."""
     spectrum = pick_spectrum(data, filename, index)
-    with psycopg.connect(db_url) as conn:
-        record = current_record(conn, model)
     z = redshift if redshift is not None else spectrum.redshift
     return embed_example(cached_model(store_url, record), record, spectrum, z)
 

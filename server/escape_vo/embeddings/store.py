@@ -54,7 +54,15 @@ class ModelRecord:
 _FIELDS = ", ".join(ModelRecord.__slots__)  # type: ignore[attr-defined]
 
 
-def _record(row: tuple) -> ModelRecord:
+# the version whose vectors the archive serves (make_current marks it)
+CURRENT_MODEL = (
+    f"SELECT {_FIELDS} FROM embeddings.models WHERE name = %s AND is_current "
+    "ORDER BY version DESC LIMIT 1"
+)
+
+
+def model_record(row: tuple) -> ModelRecord:
+    """A row of embeddings.models (selected with all of ModelRecord's fields, in order)."""
     values = list(row)
     values[5] = json.loads(values[5])
     values[12] = json.loads(values[12] or "{}")
@@ -63,7 +71,7 @@ def _record(row: tuple) -> ModelRecord:
 
 def list_models(conn: psycopg.Connection) -> list[ModelRecord]:
     rows = conn.execute(f"SELECT {_FIELDS} FROM embeddings.models ORDER BY name, version")
-    return [_record(r) for r in rows.fetchall()]
+    return [model_record(r) for r in rows.fetchall()]
 
 
 def get_model(conn: psycopg.Connection, name: str, version: int | None = None) -> ModelRecord:
@@ -82,7 +90,7 @@ def get_model(conn: psycopg.Connection, name: str, version: int | None = None) -
     if row is None:
         which = f"{name} version {version}" if version else name
         raise ModelNotFound(f"model {which} has not been trained (escape-vo embed train)")
-    return _record(row)
+    return model_record(row)
 
 
 def save_model(

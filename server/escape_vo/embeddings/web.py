@@ -26,7 +26,13 @@ from starlette.datastructures import UploadFile
 from vo_models.vodataservice.models import ParamHTTP
 from vo_models.voresource.models import AccessURL, Capability
 
-from escape_vo.embeddings.example import MAX_FILE_BYTES, Embedded, ExampleError, embed_file
+from escape_vo.embeddings.example import (
+    MAX_FILE_BYTES,
+    Embedded,
+    ExampleError,
+    current_record_async,
+    embed_file,
+)
 from escape_vo.embeddings.grid import GRIDS
 from escape_vo.embeddings.search import (
     MAX_K,
@@ -206,9 +212,11 @@ async def _similar_to_upload(
         raise ExampleError(f"REDSHIFT must be a finite number above -0.99; got {z_text}")
     data = await upload.read()
     name = upload.filename or "the uploaded file"
-    settings = request.app.state.settings
+    async with request.app.state.pool.connection() as conn:
+        record = await current_record_async(conn, model)
+    store_url = request.app.state.settings.files_url
     embedded = await anyio.to_thread.run_sync(
-        embed_file, settings.database_url, settings.files_url, data, name, model, index, redshift
+        embed_file, store_url, record, data, name, index, redshift
     )
     found = await nearest_to_vector_async(
         request.app.state.pool, embedded.model, embedded.vector, k
