@@ -125,6 +125,15 @@ def unseen_share(scored: list[tuple[int, float]], truth: dict[int, dict], seen: 
     }
 
 
+def _unseen(q: dict) -> str:
+    if "unseen_share" not in q:
+        return "too few held-out spectra to map new ones (all scored alike); "
+    return (
+        f"spectra it never saw: {q['unseen_share']:.0%} of the archive, "
+        f"{q['unseen_share_top_5pct']:.0%} of its top 5 %; "
+    )
+
+
 def combined_anomalies(conn: psycopg.Connection, first: str, second: str, truth: dict) -> dict:
     """The sum of two models' anomaly scores (the published view's ADQL example does the same)."""
     rows = conn.execute(
@@ -162,8 +171,10 @@ def run() -> dict:
                     (name,),
                 ).fetchall()
             fitted = load_model(FileStore(store), rec)
-            seen = set() if fitted.seen is None else set(fitted.seen.tolist())
-            q.update(unseen_share(scored, truth, seen))
+            # a model keeps the ids it was calibrated on only when it had enough held-out
+            # spectra to put new ones on the training scale (MIN_UNSEEN); else all score alike
+            if fitted.seen is not None:
+                q.update(unseen_share(scored, truth, set(fitted.seen.tolist())))
             q.update(
                 version=rec.version, test_error=rec.test_error, train_error=rec.train_error,
                 n_train=rec.n_train, n_test=rec.n_test, train_seconds=round(train_s, 1),
@@ -175,9 +186,7 @@ def run() -> dict:
                 f"{q['per_class']}; held-out reconstruction error {rec.test_error:.4g}; "
                 f"anomalies in top 1% ({q['top_1pct']}): {q['anomalies_in_top_1pct']}/"
                 f"{q['n_anomalies']} (top 5%: {q['anomalies_in_top_5pct']}), "
-                f"ranks {q['anomaly_ranks']}; spectra it never saw: {q['unseen_share']:.0%} of "
-                f"the archive, {q['unseen_share_top_5pct']:.0%} of its top 5 %; "
-                f"train {train_s:.0f} s"
+                f"ranks {q['anomaly_ranks']}; {_unseen(q)}train {train_s:.0f} s"
             )
         if {"autoencoder", "spherical"} <= set(results["models"]):
             with psycopg.connect(url) as conn:
