@@ -410,3 +410,26 @@ def test_jobs_belong_to_the_user_a_trusted_proxy_names(demo_archive) -> None:
         assert anonymous.rsplit("/", 1)[1] in http.get(jobs).text
         assert http.delete(url, headers=alice).status_code in (200, 303)
         assert http.get(url, headers=alice).status_code == 404
+
+
+def test_one_owners_job_list_is_read_from_its_index(db_url: str) -> None:
+    """Among 50,000 jobs of others (half anonymous), alice's list (most recent first, LAST=10)
+    is read from the (kind, owner_id, creation_time) index, not by scanning everyone's jobs."""
+    from escape_vo.uws.store import list_sql
+
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "INSERT INTO escape.uws_jobs (job_id, kind, owner_id, phase, creation_time, "
+            "execution_duration, destruction, attempts) SELECT 'j' || g, 'tap', "
+            "CASE WHEN g % 5000 = 0 THEN 'alice' WHEN g % 2 = 0 THEN NULL "
+            "ELSE 'u' || (g % 97) END, "
+            "'COMPLETED', now() - g * interval '1 s', 60, now() + interval '1 day', 0 "
+            "FROM generate_series(1, 50000) AS g"
+        )
+        conn.execute("ANALYZE escape.uws_jobs")
+        params = {"kind": "tap", "phases": [], "after": None, "last": 10, "owner": "alice"}
+        sql = list_sql(False, False, True, "alice")
+        plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + sql, params))
+        assert "uws_jobs_kind_owner_id_creation_time_idx" in plan, plan
+        rows = conn.execute(sql, params)
+        assert [r[0] for r in rows] == [f"j{g}" for g in range(5000, 50001, 5000)]

@@ -146,6 +146,21 @@ async def get_job(conn: Conn, job_id: str, kind: str, details: bool = True) -> J
     return await _load_details(conn, job) if details else job
 
 
+def list_sql(phases: bool, after: bool, last: bool, owner: str | None) -> str:
+    """The job list's query for the filters given (see list_jobs; named parameters)."""
+    where = ["kind = %(kind)s"]
+    # = or IS NULL, not IS NOT DISTINCT FROM, which no index can answer
+    where.append("owner_id IS NULL" if owner is None else "owner_id = %(owner)s")
+    where.append("phase = ANY(%(phases)s)" if phases else "phase <> 'ARCHIVED'")
+    if after:
+        where.append("creation_time > %(after)s")
+    sql = (
+        "SELECT job_id, phase, run_id, owner_id, creation_time FROM escape.uws_jobs "
+        f"WHERE {' AND '.join(where)} ORDER BY creation_time DESC, job_id"
+    )
+    return sql + " LIMIT %(last)s" if last else sql
+
+
 async def list_jobs(
     conn: Conn,
     kind: str,
@@ -157,24 +172,11 @@ async def list_jobs(
     """(job_id, phase, run_id, owner_id, creation_time), most recent first, streamed: the
     jobs of `owner`, or the anonymous ones for None.
 
-    Without PHASE, ARCHIVED jobs are left out (UWS 1.1); the (kind, creation_time) and
-    (phase, queued_at) indexes keep every filter cheap however many jobs the table holds. The
-    owner is checked on the rows they give (no index of its own): a user with few jobs among
-    many makes LAST scan further.
+    Without PHASE, ARCHIVED jobs are left out (UWS 1.1). The (kind, owner_id, creation_time)
+    index answers the list of one owner, most recent first, however many jobs others have;
+    (phase, queued_at) serves the workers.
     """
-    where = ["kind = %(kind)s", "owner_id IS NOT DISTINCT FROM %(owner)s"]
-    if phases:
-        where.append("phase = ANY(%(phases)s)")
-    else:
-        where.append("phase <> 'ARCHIVED'")
-    if after is not None:
-        where.append("creation_time > %(after)s")
-    sql = (
-        "SELECT job_id, phase, run_id, owner_id, creation_time FROM escape.uws_jobs "
-        f"WHERE {' AND '.join(where)} ORDER BY creation_time DESC, job_id"
-    )
-    if last is not None:
-        sql += " LIMIT %(last)s"
+    sql = list_sql(bool(phases), after is not None, last is not None, owner)
     params = {"kind": kind, "phases": list(phases), "after": after, "last": last, "owner": owner}
     async with (
         conn.transaction(),
