@@ -463,6 +463,16 @@ def test_map_page_points_and_preprocessed_spectra(embedded, server) -> None:
     assert len(sp["wave_nm"]) == len(sp["flux"]) > 10
     assert sp["publisher_did"].startswith("ivo://test.example/")
     assert httpx.get(f"{server.url}/embeddings/spectra/999999").status_code == 404
+    # with a model: its rebuild on the same bins, close to the spectrum where it has data
+    r = httpx.get(f"{server.url}/embeddings/spectra/{d['id'][0]}", params={"model": "pca"})
+    rebuilt = r.json()
+    assert rebuilt["model"] == "pca" and len(rebuilt["model_flux"]) == len(sp["flux"])
+    pairs = [(f, m) for f, m in zip(sp["flux"], rebuilt["model_flux"], strict=True)
+             if f is not None]  # fmt: skip
+    assert all(m is not None for _, m in pairs)
+    assert np.median([abs(f - m) for f, m in pairs]) < 0.3
+    r = httpx.get(f"{server.url}/embeddings/spectra/{d['id'][0]}", params={"model": "nosuch"})
+    assert r.status_code == 400 and "models available" in r.json()["error"]
     models = httpx.get(f"{server.url}/embeddings/models").json()
     assert {m["name"] for m in models if m["current"]} == {"pca", "autoencoder", "spherical"}
     assert all(m["n_vectors"] == 200 for m in models if m["current"])

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import psycopg
 
-from escape_vo.embeddings.grid import GRIDS, resample
+from escape_vo.embeddings import anomaly
+from escape_vo.embeddings.grid import CLIP, GRIDS, resample
 from escape_vo.embeddings.models import EmbeddingModel
 from escape_vo.embeddings.preprocess import Dataset
 from escape_vo.embeddings.search import AVAILABLE, default_model
@@ -179,3 +180,18 @@ def embed_example(
         redshift=redshift if r.rest_frame else None,
         coverage=r.coverage,
     )
+
+
+def model_flux(model: EmbeddingModel, flux: np.ndarray, rest_frame: bool) -> np.ndarray:
+    """The model's rebuild of one preprocessed spectrum (NaN where masked), times the smooth
+    response the anomaly score allows it (anomaly.response_fit): what the spectrum is compared
+    with, to be drawn under it. NaN where the spectrum has no data."""
+    f = np.asarray(flux, dtype=np.float32)[None]
+    data = Dataset(
+        np.array([-1], np.int64), f, np.array([rest_frame]), np.full(1, np.nan, np.float32)
+    )
+    recon = model.reconstruct(data).astype(np.float64)
+    mask = np.isfinite(f)
+    clipped = np.where(mask, np.clip(f, *CLIP), 0.0).astype(np.float64)
+    fitted = anomaly.response_fit(clipped, recon, mask)[0]
+    return np.where(mask[0], fitted, np.nan)

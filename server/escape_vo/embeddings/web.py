@@ -30,8 +30,10 @@ from escape_vo.embeddings.example import (
     MAX_FILE_BYTES,
     Embedded,
     ExampleError,
+    cached_model,
     current_record_async,
     embed_file,
+    model_flux,
 )
 from escape_vo.embeddings.grid import GRIDS
 from escape_vo.embeddings.search import (
@@ -361,6 +363,9 @@ FROM c
 
 @router.get("/spectra/{spectrum_id}", summary="A preprocessed spectrum on its model grid (JSON)")
 async def preprocessed_spectrum(request: Request, spectrum_id: int) -> JSONResponse:
+    """The spectrum as the models see it; with ?model=NAME also that model's rebuild of it
+    (model_flux: what the anomaly score compares the spectrum with)."""
+    model = _param(request, "model")
     async with request.app.state.pool.connection() as conn:
         cur = await conn.execute(
             "SELECT p.grid, p.flux, p.rest_frame, p.coverage, s.publisher_did, s.instrument, "
@@ -370,22 +375,40 @@ async def preprocessed_spectrum(request: Request, spectrum_id: int) -> JSONRespo
             (spectrum_id,),
         )
         row = await cur.fetchone()
-    if row is None:
-        return JSONResponse(
-            {"error": f"spectrum {spectrum_id} has not been preprocessed (escape-vo embed apply)"},
-            404,
-        )
+        if row is None:
+            return JSONResponse(
+                {"error": f"spectrum {spectrum_id} has not been preprocessed "
+                          "(escape-vo embed apply)"},
+                404,
+            )  # fmt: skip
+        try:
+            record = await current_record_async(conn, model) if model else None
+        except ExampleError as exc:
+            return JSONResponse({"error": str(exc)}, 400)
     grid = GRIDS[row[0]]
     flux = np.asarray(row[1], dtype=np.float64)
     keep = np.isfinite(flux)
     first, last = np.flatnonzero(keep)[[0, -1]] if keep.any() else (0, -1)
     sl = slice(int(first), int(last) + 1)
-    return JSONResponse(
-        {
-            "spectrum_id": spectrum_id, "publisher_did": row[4], "instrument": row[5],
-            "target_class": row[6], "target_name": row[7], "redshift": row[8],
-            "grid": grid.name, "rest_frame": row[2], "coverage": row[3],
-            "wave_nm": [round(w * 1e9, 3) for w in grid.centres[sl]],
-            "flux": [None if not math.isfinite(f) else round(f, 5) for f in flux[sl]],
+    body = {
+        "spectrum_id": spectrum_id, "publisher_did": row[4], "instrument": row[5],
+        "target_class": row[6], "target_name": row[7], "redshift": row[8],
+        "grid": grid.name, "rest_frame": row[2], "coverage": row[3],
+        "wave_nm": [round(w * 1e9, 3) for w in grid.centres[sl]],
+        "flux": _rounded(flux[sl]),
+    }  # fmt: skip
+    if record is not None and record.grid == grid.name:
+        store_url = request.app.state.settings.files_url
+        rebuilt = await anyio.to_thread.run_sync(
+            model_flux, cached_model(store_url, record), flux, bool(row[2])
+        )
+        body |= {
+            "model": record.name,
+            "version": record.version,
+            "model_flux": _rounded(rebuilt[sl]),
         }
-    )  # fmt: skip
+    return JSONResponse(body)
+
+
+def _rounded(values: np.ndarray) -> list[float | None]:
+    return [None if not math.isfinite(f) else round(f, 5) for f in values.tolist()]
