@@ -69,3 +69,36 @@ def test_a_spectrum_of_ones_own_lands_on_the_map(browser, map_site, tmp_path) ->
         page.screenshot(path=ARTIFACTS / "latent_map_upload_error.png")
         context.close()
     assert not console.unexpected(), console.unexpected()
+
+
+def test_the_oddest_spectra_are_listed_and_shown_against_the_rebuild(browser, map_site) -> None:
+    url, settings = map_site
+    with psycopg.connect(settings.database_url) as conn:
+        top = [r[0] for r in conn.execute(
+            "SELECT spectrum_id FROM embeddings.spectrum_embeddings WHERE model = 'pca' "
+            "ORDER BY anomaly_score DESC LIMIT 15"
+        )]  # fmt: skip
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    console = Console(page)
+    try:
+        page.goto(url + "/embeddings/map")
+        page.wait_for_selector("#odd tr.nb")
+        ids = [int(x) for x in page.locator("#odd tr.nb td:last-child").all_inner_texts()]
+        assert ids == top
+        with page.expect_response(lambda r: "/embeddings/spectra/" in r.url) as answer:
+            page.locator("#odd tr.nb").first.click()
+        spectrum = answer.value.json()  # what the plot draws: the spectrum and the rebuild
+        assert spectrum["spectrum_id"] == top[0] and spectrum["model"] == "pca"
+        assert len(spectrum["model_flux"]) == len(spectrum["flux"])
+        page.wait_for_selector("#nbs tr.nb")
+        assert page.evaluate("state.data.id[state.sel]") == top[0]
+        page.click("#odd-button")
+        page.wait_for_selector("#odd tr.nb")
+        assert page.evaluate("state.sel") == -1
+    finally:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=ARTIFACTS / "latent_map_oddest.png")
+        context.close()
+    assert not console.unexpected(), console.unexpected()
