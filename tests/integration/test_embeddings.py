@@ -331,6 +331,29 @@ def test_an_uploaded_spectrum_finds_what_its_archived_copy_finds(
     assert float(infos["QUERY_LON"]) == pytest.approx(lon, abs=1e-3)
     assert float(infos["QUERY_LAT"]) == pytest.approx(lat, abs=1e-3)
 
+    # /embeddings/embed: the spectrum as the archive preprocessed it, its stored vector, the
+    # model's rebuild
+    mine = httpx.post(f"{server.url}/embeddings/embed", data={"model": "autoencoder"},
+                      files={"SPECTRUM": (name, data)}).json()  # fmt: skip
+    with psycopg.connect(settings.database_url) as conn:
+        sid, vector = conn.execute(
+            "SELECT spectrum_id, vector FROM embeddings.spectrum_embeddings "
+            "WHERE model = 'autoencoder' AND publisher_did = %s",
+            (did,),
+        ).fetchone()
+    np.testing.assert_allclose(mine["vector"], vector[: len(mine["vector"])], atol=1e-5)
+    assert (
+        mine["anomaly_score"] == pytest.approx(score, abs=2e-3) and mine["model"] == "autoencoder"
+    )
+    archived = httpx.get(f"{server.url}/embeddings/spectra/{sid}").json()
+    assert mine["wave_nm"] == archived["wave_nm"]
+    np.testing.assert_allclose(
+        np.array(mine["flux"], dtype=float), np.array(archived["flux"], dtype=float), atol=1e-4
+    )
+    assert len(mine["model_flux"]) == len(mine["flux"])
+    r = httpx.post(f"{server.url}/embeddings/embed", files={"OTHER": (name, data)})
+    assert r.status_code == 400 and "multipart part SPECTRUM" in r.json()["error"]
+
     # the part name is case-insensitive like every DALI parameter, and POST with ID alone is
     # the GET search
     r = httpx.post(url, data={"k": 1, "model": "autoencoder"}, files={"spectrum": (name, data)})

@@ -48,6 +48,7 @@ class Embedded:
 
     model: str
     version: int
+    grid: str
     vector: np.ndarray  # float32 (latent_dim,)
     lon: float
     lat: float
@@ -56,6 +57,8 @@ class Embedded:
     z_model: float | None
     redshift: float | None  # the one used: rest frame when given
     coverage: float  # fraction of the grid the spectrum covers
+    flux: np.ndarray  # float32 on the model's grid, normalised, NaN where it has no data
+    model_flux: np.ndarray | None  # the model's rebuild of it (model_flux), when asked for
 
 
 def pick_spectrum(data: bytes, filename: str, index: int | None) -> SpectrumRecord:
@@ -119,12 +122,13 @@ def embed_file(
     filename: str,
     index: int | None = None,
     redshift: float | None = None,
+    rebuild: bool = False,
 ) -> Embedded:
     """The spectrum of a file as the model version `record` sees it; `redshift` None takes
     the file's own (as ingest records it, so as `embed apply` would use it)."""
     spectrum = pick_spectrum(data, filename, index)
     z = redshift if redshift is not None else spectrum.redshift
-    return embed_example(cached_model(store_url, record), record, spectrum, z)
+    return embed_example(cached_model(store_url, record), record, spectrum, z, rebuild)
 
 
 _cache: dict[tuple[str, int], EmbeddingModel] = {}
@@ -146,9 +150,14 @@ def cached_model(store_url: str, record: ModelRecord) -> EmbeddingModel:
 
 
 def embed_example(
-    model: EmbeddingModel, record: ModelRecord, spectrum: SpectrumRecord, redshift: float | None
+    model: EmbeddingModel,
+    record: ModelRecord,
+    spectrum: SpectrumRecord,
+    redshift: float | None,
+    rebuild: bool = False,
 ) -> Embedded:
-    """Resample `spectrum` onto the model's grid as `embed apply` would and embed it."""
+    """Resample `spectrum` onto the model's grid as `embed apply` would and embed it (and
+    rebuild it, with `rebuild`: one more pass of the model)."""
     grid = GRIDS[record.grid]
     try:
         r = resample(grid, spectrum.wave, spectrum.flux, spectrum.error, spectrum.quality, redshift)
@@ -171,6 +180,7 @@ def embed_example(
     return Embedded(
         model=record.name,
         version=record.version,
+        grid=record.grid,
         vector=emb.vectors[0],
         lon=float(lon[0]),
         lat=float(lat[0]),
@@ -179,6 +189,8 @@ def embed_example(
         z_model=z,
         redshift=redshift if r.rest_frame else None,
         coverage=r.coverage,
+        flux=r.flux,
+        model_flux=model_flux(model, r.flux, r.rest_frame) if rebuild else None,
     )
 
 

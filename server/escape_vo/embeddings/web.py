@@ -2,6 +2,7 @@
 
 GET /embeddings/similar?ID=<publisher DID>&k=10&model=autoencoder[&RESPONSEFORMAT=...]
 POST /embeddings/similar                  the same, or with a spectrum file (part SPECTRUM)
+POST /embeddings/embed                    a spectrum file as a model sees it (JSON)
 GET /embeddings/map                       the interactive latent sky (HTML + canvas)
 GET /embeddings/map/points?model=...      its points, columnar JSON
 GET /embeddings/spectra/{spectrum_id}     a preprocessed spectrum (JSON) for the map's plot
@@ -200,6 +201,22 @@ async def _similar_to_upload(
 ) -> tuple[list[Neighbour], Embedded]:
     """Embed the uploaded spectrum with the model's current version, then search its vector."""
     check_k(k)
+    embedded = await _embed_upload(request, upload, one, model, rebuild=False)
+    found = await nearest_to_vector_async(
+        request.app.state.pool, embedded.model, embedded.vector, k
+    )
+    return found, embedded
+
+
+async def _embed_upload(
+    request: Request,
+    upload: UploadFile,
+    one: Callable[[str], str | None],
+    model: str | None,
+    rebuild: bool,
+) -> Embedded:
+    """The uploaded spectrum (INDEX, REDSHIFT as the request gives them) as the current
+    version of `model` sees it."""
     index_text, z_text = one("INDEX"), one("REDSHIFT")
     try:
         index = None if index_text is None else int(index_text)
@@ -217,13 +234,53 @@ async def _similar_to_upload(
     async with request.app.state.pool.connection() as conn:
         record = await current_record_async(conn, model)
     store_url = request.app.state.settings.files_url
-    embedded = await anyio.to_thread.run_sync(
-        embed_file, store_url, record, data, name, index, redshift
+    return await anyio.to_thread.run_sync(
+        embed_file, store_url, record, data, name, index, redshift, rebuild
     )
-    found = await nearest_to_vector_async(
-        request.app.state.pool, embedded.model, embedded.vector, k
-    )
-    return found, embedded
+
+
+@router.post("/embed", summary="How a model sees an uploaded spectrum file (JSON)")
+async def embed_upload(request: Request) -> JSONResponse:
+    """The vector, latent-sky position, anomaly score and rebuild of a spectrum file of one's
+    own (part SPECTRUM; model, INDEX, REDSHIFT as for POST /similar), on the model's grid: what
+    the latent map plots for an uploaded spectrum, and the embedding itself for one's own use."""
+    try:
+        form = await read_form(request, MAX_FILE_BYTES)
+    except RequestTooLarge as exc:
+        return JSONResponse({"error": f"{exc} (one 1-D spectrum file is expected)"}, 413)
+    except ValueError as exc:
+        return JSONResponse({"error": f"cannot read the request body: {exc}"}, 400)
+    try:
+        upload = next((f for name, f in form.files.items() if name.upper() == "SPECTRUM"), None)
+        if upload is None:
+            return JSONResponse(
+                {"error": "upload a spectrum file as the multipart part SPECTRUM"}, 400
+            )
+
+        def one(name: str) -> str | None:
+            values = form.params.get(name.lower())
+            return values[-1] if values else None
+
+        e = await _embed_upload(request, upload, one, one("model"), rebuild=True)
+    except ExampleError as exc:
+        return JSONResponse({"error": str(exc)}, 400)
+    finally:
+        await form.close()
+    grid = GRIDS[e.grid]
+    keep = np.isfinite(e.flux)
+    first, last = np.flatnonzero(keep)[[0, -1]]
+    sl = slice(int(first), int(last) + 1)
+    return JSONResponse(
+        {
+            "file": upload.filename, "model": e.model, "version": e.version,
+            "vector": [round(float(v), 6) for v in e.vector], "lon": e.lon, "lat": e.lat,
+            "anomaly_score": e.anomaly_score, "reconstruction_error": e.reconstruction_error,
+            "z_model": e.z_model, "redshift": e.redshift, "rest_frame": e.redshift is not None,
+            "coverage": e.coverage, "grid": e.grid,
+            "wave_nm": [round(w * 1e9, 3) for w in grid.centres[sl]],
+            "flux": _rounded(e.flux[sl]), "model_flux": _rounded(e.model_flux[sl]),  # type: ignore[index]
+        }
+    )  # fmt: skip
 
 
 def _upload_infos(filename: str, e: Embedded) -> list[tuple[str, str]]:
