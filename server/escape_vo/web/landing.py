@@ -49,10 +49,15 @@ async def archive_stats(request: Request) -> dict:
 
 
 def _endpoints(request: Request) -> list[dict[str, str]]:
-    """The public endpoints, read from the OpenAPI document so the page lists only what exists."""
+    """The public endpoints, read from the OpenAPI document so the page lists only what exists;
+    those answering POST only (a file to upload) are listed without a link a browser would GET."""
     paths = request.app.openapi().get("paths", {})
     return [
-        {"path": path, "summary": next(iter(ops.values())).get("summary", "")}
+        {
+            "path": path,
+            "summary": next(iter(ops.values())).get("summary", ""),
+            "post_only": "get" not in ops,
+        }
         for path, ops in paths.items()
         if "{" not in path
     ]
