@@ -43,6 +43,9 @@ def test_landing_page_shows_counts(loaded: Settings) -> None:
     for inst in stats["instruments"]:
         assert escape(inst["instrument"]) in html
     assert "/stats" in html  # endpoints are listed from the routes
+    # an endpoint answering POST only is named, not linked (a browser would GET it)
+    assert "POST " in html and "/embeddings/embed</code>" in html
+    assert 'href="/embeddings/embed"' not in html
 
 
 def test_empty_archive_says_how_to_load(settings: Settings) -> None:
