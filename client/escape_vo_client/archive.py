@@ -14,6 +14,7 @@ where pyvo does the job, so everything but the conventions below works against a
 from __future__ import annotations
 
 import io
+import json
 import warnings
 from collections.abc import Iterable, Sequence
 from functools import cached_property
@@ -605,10 +606,7 @@ class Archive:
         reconstruction error, latent-sky position (lon, lat), the model and version used."""
         if int(k) < 1:
             raise ValueError("k must be at least 1")
-        if isinstance(spectrum, bytes):
-            name, content = "spectrum.fits", spectrum
-        else:
-            name, content = Path(spectrum).name, Path(spectrum).read_bytes()
+        name, content = _upload(spectrum)
         fields: dict[str, object] = {"k": int(k)}
         for key, value in (("model", model), ("REDSHIFT", redshift), ("INDEX", index)):
             if value is not None:
@@ -631,6 +629,42 @@ class Archive:
             if key != "QUERY_STATUS"
         }
         return table
+
+    def embed(
+        self,
+        spectrum: str | Path | bytes,
+        *,
+        model: str | None = None,
+        redshift: float | None = None,
+        index: int | None = None,
+    ) -> dict:
+        """How the archive's model sees a spectrum of one's own (a 1-D spectrum FITS file, as
+        a path or bytes): "vector" (its embedding), "lon"/"lat" on the latent sky,
+        "anomaly_score", "reconstruction_error", and on the model's grid "wave_nm", "flux"
+        (resampled, normalised) and "model_flux" (the model's rebuild), as numpy arrays."""
+        name, content = _upload(spectrum)
+        fields = {k: v for k, v in (("model", model), ("REDSHIFT", redshift), ("INDEX", index))
+                  if v is not None}  # fmt: skip
+        url = f"{self.root}/embeddings/embed"
+        response = run_coroutine(
+            _post_file(url, fields, {"SPECTRUM": (name, content)}, self.timeout, self._identity)
+        )
+        try:
+            answer = json.loads(response.content)
+        except ValueError:
+            raise LookupError(f"{self.root} offers no embedding of uploaded spectra ({url}: "
+                              f"HTTP {response.status_code})") from None  # fmt: skip
+        if response.status_code >= 400 or "error" in answer:
+            raise ValueError(f"the service said: {answer.get('error', response.status_code)}")
+        for key in ("vector", "wave_nm", "flux", "model_flux"):
+            answer[key] = np.array(answer[key], dtype=float)  # JSON null -> NaN
+        return answer
+
+
+def _upload(spectrum: str | Path | bytes) -> tuple[str, bytes]:
+    if isinstance(spectrum, bytes):
+        return "spectrum.fits", spectrum
+    return Path(spectrum).name, Path(spectrum).read_bytes()
 
 
 def _number(text: str | None) -> object:

@@ -376,6 +376,12 @@ def test_an_uploaded_spectrum_finds_what_its_archived_copy_finds(
     assert archive.similar_to(data, 1)["publisher_did"][0] == did
     with pytest.raises(ValueError, match="REDSHIFT must be a finite number"):
         archive.similar_to(data, redshift=-5)
+    seen = archive.embed(path, model="autoencoder")
+    np.testing.assert_allclose(seen["vector"], mine["vector"], atol=1e-6)
+    assert seen["anomaly_score"] == pytest.approx(mine["anomaly_score"])
+    assert np.isfinite(seen["flux"]).sum() == np.isfinite(seen["model_flux"]).sum() > 10
+    with pytest.raises(ValueError, match="not a spectrum this service reads"):
+        archive.embed(b"not a FITS file")
 
 
 def test_a_multi_spectrum_file_needs_its_index(embedded, server) -> None:
