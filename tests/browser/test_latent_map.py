@@ -3,6 +3,9 @@ spectrum file of one's own dropped in, which lands on the map with its neighbour
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import psycopg
 import pytest
 
@@ -24,6 +27,24 @@ def map_site(pg, tmp_path_factory):
             yield live.url, settings
 
 
+@contextmanager
+def _map_page(browser, url: str, shot: str) -> Iterator[tuple]:
+    """(page, console) on the latent map; a screenshot at the end; no unexpected console
+    error allowed."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    console = Console(page)
+    try:
+        page.goto(url + "/embeddings/map")
+        yield page, console
+    finally:
+        page.screenshot(path=ARTIFACTS / shot)
+        context.close()
+    assert not console.unexpected(), console.unexpected()
+
+
 def test_a_spectrum_of_ones_own_lands_on_the_map(browser, map_site, tmp_path) -> None:
     url, settings = map_site
     with psycopg.connect(settings.database_url) as conn:
@@ -35,13 +56,7 @@ def test_a_spectrum_of_ones_own_lands_on_the_map(browser, map_site, tmp_path) ->
     with FileStore(settings.files_url).open(path) as fh:
         (tmp_path / name).write_bytes(fh.read())
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    console = Console(page)
-    try:
-        page.goto(url + "/embeddings/map")
+    with _map_page(browser, url, "latent_map_upload_error.png") as (page, console):
         page.wait_for_function(
             "document.getElementById('status').textContent.includes('80 spectra')"
         )
@@ -65,10 +80,6 @@ def test_a_spectrum_of_ones_own_lands_on_the_map(browser, map_site, tmp_path) ->
             "document.getElementById('mine')?.textContent.includes('not a spectrum this service')"
         )
         assert page.evaluate("state.mine === null") and not page.locator("#nbs").count()
-    finally:
-        page.screenshot(path=ARTIFACTS / "latent_map_upload_error.png")
-        context.close()
-    assert not console.unexpected(), console.unexpected()
 
 
 def test_the_oddest_spectra_are_listed_and_shown_against_the_rebuild(browser, map_site) -> None:
@@ -78,12 +89,7 @@ def test_the_oddest_spectra_are_listed_and_shown_against_the_rebuild(browser, ma
             "SELECT spectrum_id FROM embeddings.spectrum_embeddings WHERE model = 'pca' "
             "ORDER BY anomaly_score DESC LIMIT 15"
         )]  # fmt: skip
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    console = Console(page)
-    try:
-        page.goto(url + "/embeddings/map")
+    with _map_page(browser, url, "latent_map_oddest.png") as (page, _):
         page.wait_for_selector("#odd tr.nb")
         ids = [int(x) for x in page.locator("#odd tr.nb td:last-child").all_inner_texts()]
         assert ids == top
@@ -97,8 +103,3 @@ def test_the_oddest_spectra_are_listed_and_shown_against_the_rebuild(browser, ma
         page.click("#odd-button")
         page.wait_for_selector("#odd tr.nb")
         assert page.evaluate("state.sel") == -1
-    finally:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=ARTIFACTS / "latent_map_oddest.png")
-        context.close()
-    assert not console.unexpected(), console.unexpected()
