@@ -131,13 +131,14 @@ def embed_file(
     return embed_example(cached_model(store_url, record), record, spectrum, z, rebuild)
 
 
-_cache: dict[tuple[str, int], EmbeddingModel] = {}
+_cache: dict[tuple[str, str], EmbeddingModel] = {}
 _cache_lock = threading.Lock()
 
 
 def cached_model(store_url: str, record: ModelRecord) -> EmbeddingModel:
-    """The model of a version, loaded once (versions are immutable: a retrain adds one)."""
-    key = (record.name, record.version)
+    """The model of a version, loaded once. Keyed by its weights' path in the store (their
+    SHA-256), not by name and version, which another database's model can share."""
+    key = (store_url, record.state_path)
     with _cache_lock:
         model = _cache.get(key)
     if model is None:
