@@ -59,7 +59,7 @@ def _decorate(url: str, n: int) -> list[int]:
 
 
 def _points(url: str, base: str) -> dict:
-    from escape_vo.embeddings.web import MAX_MAP_POINTS
+    from escape_vo.embeddings.map_web import MAX_MAP_POINTS
 
     http_s, sql_s = [], []
     with httpx.Client(timeout=120) as client:

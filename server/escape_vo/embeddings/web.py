@@ -1,11 +1,9 @@
-"""HTTP: /embeddings/similar (VOTable of neighbours), the latent map page and its data.
+"""HTTP: similar spectra (by ID or to an uploaded file), an uploaded file's embedding, the
+models; the latent map is in map_web.
 
 GET /embeddings/similar?ID=<publisher DID>&k=10&model=autoencoder[&RESPONSEFORMAT=...]
 POST /embeddings/similar                  the same, or with a spectrum file (part SPECTRUM)
 POST /embeddings/embed                    a spectrum file as a model sees it (JSON)
-GET /embeddings/map                       the interactive latent sky (HTML + canvas)
-GET /embeddings/map/points?model=...      its points, columnar JSON
-GET /embeddings/spectra/{spectrum_id}     a preprocessed spectrum (JSON) for the map's plot
 GET /embeddings/models                    the trained models and their metrics (JSON)
 """
 
@@ -13,16 +11,13 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 from collections.abc import Callable
-from pathlib import Path
 
 import anyio
 import numpy as np
 import pyarrow as pa
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
-from psycopg import sql
+from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
 from vo_models.vodataservice.models import ParamHTTP
 from vo_models.voresource.models import AccessURL, Capability
@@ -31,19 +26,17 @@ from escape_vo.embeddings.example import (
     MAX_FILE_BYTES,
     Embedded,
     ExampleError,
-    cached_model,
     current_record_async,
     embed_file,
-    model_flux,
 )
 from escape_vo.embeddings.grid import GRIDS
+from escape_vo.embeddings.map_web import json_floats
 from escape_vo.embeddings.search import (
     MAX_K,
     RESULT_COLUMNS,
     Neighbour,
     SearchError,
     check_k,
-    default_model,
     nearest_to_vector_async,
     similar_async,
 )
@@ -53,9 +46,7 @@ from escape_vo.uws.forms import RequestTooLarge, read_form
 from escape_vo.vosi.paramhttp import ParamHTTPCapability
 from escape_vo.votable import error_votable, resolve_format, write_result
 
-STATIC = Path(__file__).parent / "static"
 router = APIRouter(prefix="/embeddings", tags=["embeddings"])
-MAX_MAP_POINTS = 500_000
 
 
 def _error(message: str, status: int = 400) -> Response:
@@ -83,15 +74,6 @@ def result_columns() -> tuple[Column, ...]:
             col = view.column(name)
             out.append(Column(**{f: getattr(col, f) for f in col.__slots__ if f != "expr"}))
     return tuple(out)
-
-
-def _param(request: Request, *names: str) -> str | None:
-    """Case-insensitive parameter names, as DALI asks."""
-    wanted = {n.lower() for n in names}
-    for key, value in request.query_params.multi_items():
-        if key.lower() in wanted:
-            return value
-    return None
 
 
 def similar_capabilities(prefix_url: str) -> list[Capability]:
@@ -278,7 +260,7 @@ async def embed_upload(request: Request) -> JSONResponse:
             "z_model": e.z_model, "redshift": e.redshift, "rest_frame": e.redshift is not None,
             "coverage": e.coverage, "grid": e.grid,
             "wave_nm": [round(w * 1e9, 3) for w in grid.centres[sl]],
-            "flux": _rounded(e.flux[sl]), "model_flux": _rounded(e.model_flux[sl]),  # type: ignore[index]
+            "flux": json_floats(e.flux[sl]), "model_flux": json_floats(e.model_flux[sl]),  # type: ignore[index]
         }
     )  # fmt: skip
 
@@ -333,139 +315,3 @@ async def models_endpoint(request: Request) -> JSONResponse:
             }
         )  # fmt: skip
     return JSONResponse(out)
-
-
-@router.get("/map", summary="The latent map of the spectra (HTML page)")
-async def map_page() -> FileResponse:
-    return FileResponse(STATIC / "map.html", media_type="text/html")
-
-
-@router.get("/map/points", summary="Points of the latent map (columnar JSON)")
-async def map_points(request: Request) -> Response:
-    """lon/lat on the latent sky of every embedded spectrum with what the map colours by;
-    categories as codes into a list of names, numbers rounded: ~35 bytes per point. PostgreSQL
-    builds the columns' JSON itself (Python would spend twice the query's time on it)."""
-    model = _param(request, "model")
-    async with request.app.state.pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT name, version FROM embeddings.models WHERE is_current ORDER BY name"
-        )
-        current = {r[0]: r[1] for r in await cur.fetchall()}
-        model = model or default_model(list(current))
-        if model is None:
-            return JSONResponse({"models": [], "model": None, "n": 0})
-        if model not in current:
-            names = ", ".join(current) or "none"
-            return JSONResponse(
-                {"error": f"model {model!r} has no applied version (available: {names})"}, 400
-            )
-        cur = await conn.execute(
-            sql.SQL(_POINTS_SQL).format(m=sql.Literal(model), n=sql.Literal(MAX_MAP_POINTS))
-        )
-        n, columns = await cur.fetchone()
-    head = {"models": list(current), "model": model, "version": current[model], "n": n}
-    body = json.dumps(head, separators=(",", ":"))[:-1] + "," + columns[1:]
-    return Response(body, media_type="application/json")
-
-
-def _json_number(column: str, digits: int) -> str:
-    """A float column rounded for JSON: null where it is NULL, NaN or infinite (JSON has none)."""
-    return (
-        f"CASE WHEN {column} IN ('NaN', 'Infinity', '-Infinity') THEN NULL "
-        f"ELSE round({column} * 1e{digits}) / 1e{digits} END"
-    )
-
-
-def _json_column(expr: str) -> str:
-    return f"coalesce(array_to_json(array_agg({expr} ORDER BY id)), '[]')"
-
-
-def _json_codes(column: str, table: str) -> str:
-    """Category names (sorted by code point, as `table` numbers them) and each point's index
-    into them."""
-    return (
-        f"json_build_object('names', (SELECT coalesce(array_to_json(array_agg({column} "
-        f"ORDER BY {column}_code)), '[]') FROM {table}), 'codes', {_json_column(column + '_code')})"
-    )
-
-
-_POINTS_SQL = f"""
-WITH p AS (
-    SELECT e.spectrum_id AS id, e.lon, e.lat, e.anomaly_score AS anomaly, s.snr,
-           coalesce(e.instrument, '?') AS inst, coalesce(e.target_class, 'unclassified') AS cls
-    FROM embeddings.spectrum_embeddings AS e
-    JOIN archive.spectra AS s ON s.spectrum_id = e.spectrum_id
-    WHERE e.model = {{m}} ORDER BY e.spectrum_id LIMIT {{n}}
-), insts AS (
-    SELECT inst, row_number() OVER (ORDER BY inst COLLATE "C") - 1 AS inst_code
-    FROM (SELECT DISTINCT inst FROM p) AS d
-), clss AS (
-    SELECT cls, row_number() OVER (ORDER BY cls COLLATE "C") - 1 AS cls_code
-    FROM (SELECT DISTINCT cls FROM p) AS d
-), c AS (
-    SELECT p.*, inst_code, cls_code FROM p JOIN insts USING (inst) JOIN clss USING (cls)
-)
-SELECT count(*), json_build_object(
-    'id', {_json_column("id")},
-    'lon', {_json_column(_json_number("lon", 3))},
-    'lat', {_json_column(_json_number("lat", 3))},
-    'anomaly', {_json_column(_json_number("anomaly", 6))},
-    'snr', {_json_column(_json_number("snr", 2))},
-    'instrument', {_json_codes("inst", "insts")},
-    'class', {_json_codes("cls", "clss")}
-)::text
-FROM c
-"""
-
-
-@router.get("/spectra/{spectrum_id}", summary="A preprocessed spectrum on its model grid (JSON)")
-async def preprocessed_spectrum(request: Request, spectrum_id: int) -> JSONResponse:
-    """The spectrum as the models see it; with ?model=NAME also that model's rebuild of it
-    (model_flux: what the anomaly score compares the spectrum with)."""
-    model = _param(request, "model")
-    async with request.app.state.pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT p.grid, p.flux, p.rest_frame, p.coverage, s.publisher_did, s.instrument, "
-            "s.target_class, s.target_name, s.redshift FROM embeddings.preprocessed AS p "
-            "JOIN archive.spectra AS s ON s.spectrum_id = p.spectrum_id "
-            "WHERE p.spectrum_id = %s AND p.flux IS NOT NULL ORDER BY p.grid LIMIT 1",
-            (spectrum_id,),
-        )
-        row = await cur.fetchone()
-        if row is None:
-            return JSONResponse(
-                {"error": f"spectrum {spectrum_id} has not been preprocessed "
-                          "(escape-vo embed apply)"},
-                404,
-            )  # fmt: skip
-        try:
-            record = await current_record_async(conn, model) if model else None
-        except ExampleError as exc:
-            return JSONResponse({"error": str(exc)}, 400)
-    grid = GRIDS[row[0]]
-    flux = np.asarray(row[1], dtype=np.float64)
-    keep = np.isfinite(flux)
-    first, last = np.flatnonzero(keep)[[0, -1]] if keep.any() else (0, -1)
-    sl = slice(int(first), int(last) + 1)
-    body = {
-        "spectrum_id": spectrum_id, "publisher_did": row[4], "instrument": row[5],
-        "target_class": row[6], "target_name": row[7], "redshift": row[8],
-        "grid": grid.name, "rest_frame": row[2], "coverage": row[3],
-        "wave_nm": [round(w * 1e9, 3) for w in grid.centres[sl]],
-        "flux": _rounded(flux[sl]),
-    }  # fmt: skip
-    if record is not None and record.grid == grid.name:
-        store_url = request.app.state.settings.files_url
-        rebuilt = await anyio.to_thread.run_sync(
-            model_flux, cached_model(store_url, record), flux, bool(row[2])
-        )
-        body |= {
-            "model": record.name,
-            "version": record.version,
-            "model_flux": _rounded(rebuilt[sl]),
-        }
-    return JSONResponse(body)
-
-
-def _rounded(values: np.ndarray) -> list[float | None]:
-    return [None if not math.isfinite(f) else round(f, 5) for f in values.tolist()]

@@ -13,6 +13,7 @@ from escape_vo import __version__
 from escape_vo.adql import Catalog
 from escape_vo.coverage import router as coverage_router
 from escape_vo.datalink import router as datalink_router
+from escape_vo.embeddings import map_web as embeddings_map
 from escape_vo.embeddings import web as embeddings_web
 from escape_vo.registry import router as registry_router
 from escape_vo.schema.model import published_tables
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, db_url: str | None = None) -> F
     app.include_router(ssa_router.router)
     app.include_router(pages.router)
     app.include_router(embeddings_web.router)
+    app.include_router(embeddings_map.router)
     app.include_router(registry_router.router)
     app.include_router(coverage_router.router)
     install_error_handlers(app)
