@@ -173,5 +173,6 @@ async def preprocessed_spectrum(request: Request, spectrum_id: int) -> JSONRespo
     return JSONResponse(body)
 
 
-def json_floats(values: np.ndarray) -> list[float | None]:
-    return [None if not math.isfinite(f) else round(f, 5) for f in values.tolist()]
+def json_floats(values: np.ndarray, digits: int = 5) -> list[float | None]:
+    """Rounded, with null for NaN and infinities (which JSON cannot spell)."""
+    return [None if not math.isfinite(f) else round(f, digits) for f in values.tolist()]

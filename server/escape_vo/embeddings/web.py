@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Callable
 
 import anyio
@@ -255,14 +256,19 @@ async def embed_upload(request: Request) -> JSONResponse:
     return JSONResponse(
         {
             "file": upload.filename, "model": e.model, "version": e.version,
-            "vector": [round(float(v), 6) for v in e.vector], "lon": e.lon, "lat": e.lat,
-            "anomaly_score": e.anomaly_score, "reconstruction_error": e.reconstruction_error,
+            "vector": json_floats(e.vector, 6), "lon": e.lon, "lat": e.lat,
+            "anomaly_score": _number(e.anomaly_score),
+            "reconstruction_error": _number(e.reconstruction_error),
             "z_model": e.z_model, "redshift": e.redshift, "rest_frame": e.redshift is not None,
             "coverage": e.coverage, "grid": e.grid,
             "wave_nm": [round(w * 1e9, 3) for w in grid.centres[sl]],
             "flux": json_floats(e.flux[sl]), "model_flux": json_floats(e.model_flux[sl]),  # type: ignore[index]
         }
     )  # fmt: skip
+
+
+def _number(x: float) -> float | None:
+    return x if math.isfinite(x) else None  # JSON has no NaN
 
 
 def _upload_infos(filename: str, e: Embedded) -> list[tuple[str, str]]:
