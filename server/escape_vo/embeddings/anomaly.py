@@ -77,7 +77,7 @@ def _running_mean(x: np.ndarray, width: int) -> np.ndarray:
     return (total[:, width:] - total[:, :-width]) / width
 
 
-def hide_strongest(flux: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+def hide_strongest(flux: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """(copy, window): `flux` (NaN where masked) with its most prominent feature replaced by
     the local continuum, and where. The feature is the bin departing most from the running
     median of its neighbourhood (gaps count as the spectrum's median, 1 after normalisation),
@@ -110,7 +110,7 @@ def deviations(
     recon: np.ndarray,
     window: np.ndarray,
     context: np.ndarray | None,
-    chunk: int = 256,
+    chunk: int = 64,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(narrow, broad, unexplained) departure of each spectrum (NaN = masked) from its
     reconstruction `recon`, and of its strongest feature (bins `window`) from `context`: the

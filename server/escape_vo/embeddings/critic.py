@@ -155,7 +155,9 @@ class Critic:
         self.training_scores = (logits - self.calibration[0]) / self.calibration[1]
         return history
 
-    def logits(self, flux: np.ndarray, recon: np.ndarray, chunk: int = 512) -> np.ndarray:
+    def logits(self, flux: np.ndarray, recon: np.ndarray, chunk: int = 32) -> np.ndarray:
+        """The critic's log-odds that each spectrum is damaged; a few spectra per pass keep
+        the activations in the CPU's caches (see shiftnet.INFER_CHUNK)."""
         import torch
 
         mask = np.isfinite(flux)

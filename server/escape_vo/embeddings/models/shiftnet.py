@@ -40,6 +40,9 @@ from escape_vo.embeddings.preprocess import Dataset
 from escape_vo.embeddings.progress import progress_bar
 
 MIN_ANCHORS = 10  # rest-frame spectra needed before the shift means a redshift
+# Spectra per forward pass when embedding: the activations of 32 spectra (and their losses at
+# every shift) stay in the CPU's caches; 512 at once made `embed` 2.2x slower, same results.
+INFER_CHUNK = 32
 
 
 def _torch():
@@ -212,7 +215,7 @@ class ShiftAutoencoder(EmbeddingModel):
         """The flux as the networks see it (clipped), NaN where masked."""
         return np.clip(data.flux, *CLIP)
 
-    def _run(self, data: Dataset, chunk: int = 512, recon: bool = True):
+    def _run(self, data: Dataset, chunk: int = INFER_CHUNK, recon: bool = True):
         """Latent codes, best-shift losses, shifts and (unless `recon` is false: memory) the
         reconstructions at those shifts."""
         torch = _torch()
