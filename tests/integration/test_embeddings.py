@@ -401,6 +401,13 @@ def test_a_multi_spectrum_file_needs_its_index(embedded, server) -> None:
     assert r.status_code == 400 and "no spectrum at INDEX=999" in r.text, r.text
 
 
+def _gzip_bomb() -> bytes:
+    """300 kB of gzip that inflates to 300 MB of zeros behind a FITS keyword."""
+    import gzip
+
+    return gzip.compress(b"SIMPLE  =" + bytes(300_000_000), compresslevel=9)
+
+
 def test_bad_uploads_get_error_documents(embedded, server, monkeypatch) -> None:
     import escape_vo.embeddings.web as web
 
@@ -418,6 +425,7 @@ def test_bad_uploads_get_error_documents(embedded, server, monkeypatch) -> None:
         ({"model": "nosuch"}, spectrum, "models available: autoencoder"),
         ({"ID": did}, spectrum, "not both"),
         ({}, {"OTHER": (name, data)}, "ID is required"),
+        ({}, {"SPECTRUM": ("bomb.fits.gz", _gzip_bomb())}, "inflates to more than 256 MB"),
     ]
     for params, files, message in cases:
         r = httpx.post(url, data=params, files=files)

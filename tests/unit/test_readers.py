@@ -729,6 +729,27 @@ def test_truncated_and_corrupt_gzip():
     assert "corrupt gzip" in text or "truncated" in text
 
 
+def test_a_gzip_bomb_is_refused_before_it_inflates():
+    """A few kB of gzip holding gigabytes of zeros would take the memory of the server: it is
+    refused at the limit, across several gzip members too."""
+    import tracemalloc
+
+    from escape_vo.ingest.readers import read_spectra
+
+    bomb = gzip.compress(b"SIMPLE  =" + bytes(3 << 30), compresslevel=9)  # 3 GiB of zeros
+    assert len(bomb) < 4_000_000
+    tracemalloc.start()
+    with pytest.raises(UnreadableFile, match=r"inflates to more than 1073\.74 MB"):
+        read_spectra(bomb, "bomb.fits.gz")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < (1 << 30) + (64 << 20)  # the limit and a step, never the 3 GiB
+    members = gzip.compress(eso_file()) * 3
+    with pytest.raises(UnreadableFile, match="inflates to more than"):
+        read_spectra(members, "three.fits.gz", max_inflated=2 * len(eso_file()))
+    assert read_spectra(members, "three.fits.gz", max_inflated=3 * len(eso_file()))
+
+
 def test_raw_2d_image():
     data = to_bytes(fits.PrimaryHDU(np.zeros((300, 400), np.uint16)))
     assert "2-d image (400 x 300 pixels) without a spectral axis" in reason(NotASpectrum, data)

@@ -35,6 +35,7 @@ from escape_vo.filestore import FileStore
 from escape_vo.ingest.model import SpectrumRecord
 
 MAX_FILE_BYTES = 64_000_000  # one 1-D spectrum; the largest X-shooter or UVES files are ~20 MB
+MAX_INFLATED_UPLOAD = 256_000_000  # what a gzip-compressed upload may inflate to
 CACHED_MODELS = 4  # loaded model versions kept in memory (a few MB each)
 
 
@@ -66,9 +67,8 @@ def pick_spectrum(data: bytes, filename: str, index: int | None) -> SpectrumReco
     from escape_vo.ingest.readers import read_spectra
 
     try:
-        records = [
-            r for r in read_spectra(data, filename) if r.wave is not None and r.flux is not None
-        ]
+        found = read_spectra(data, filename, max_inflated=MAX_INFLATED_UPLOAD)
+        records = [r for r in found if r.wave is not None and r.flux is not None]
     except Exception as exc:  # NotASpectrum, UnreadableFile, or a reader's own surprise
         raise ExampleError(
             f"{filename} is not a spectrum this service reads: {exc}. Upload a 1-D spectrum "

@@ -12,7 +12,7 @@ import numpy as np
 
 from escape_vo.ingest.model import NotASpectrum, SpectrumRecord, UnreadableFile
 from escape_vo.ingest.readers import bintable, eso_phase3, image1d, sdss
-from escape_vo.ingest.readers.fitsio import FitsFile, open_fits
+from escape_vo.ingest.readers.fitsio import MAX_INFLATED, FitsFile, open_fits
 
 _MAX_REASON = 300
 
@@ -55,8 +55,9 @@ def _dispatch(fits: FitsFile, name: str) -> list[SpectrumRecord]:
     raise NotASpectrum(f"no data: header-only FITS file ({len(fits.hdus)} HDU(s))")
 
 
-def read_spectra(data: bytes, name: str) -> list[SpectrumRecord]:
-    """Every 1-D spectrum in a FITS file (plain or gzip), in file order.
+def read_spectra(data: bytes, name: str, max_inflated: int = MAX_INFLATED) -> list[SpectrumRecord]:
+    """Every 1-D spectrum in a FITS file (plain or gzip, inflating to at most `max_inflated`
+    bytes), in file order.
 
     Raises UnreadableFile when the bytes cannot be parsed (not FITS, truncated, corrupt gzip)
     and NotASpectrum when the file is FITS but holds no 1-D spectrum. Nothing else escapes:
@@ -65,7 +66,7 @@ def read_spectra(data: bytes, name: str) -> list[SpectrumRecord]:
     """
     try:
         with np.errstate(all="ignore"):
-            fits = open_fits(bytes(data))
+            fits = open_fits(bytes(data), max_inflated)
             records = _dispatch(fits, name)
     except (UnreadableFile, NotASpectrum) as exc:
         raise type(exc)(_one_line(str(exc))) from None

@@ -70,23 +70,42 @@ _NOT_FITS_HINTS = (
 )
 
 
+MAX_INFLATED = 1 << 30  # bytes a gzip-compressed file may inflate to (1 GiB)
+INFLATE_STEP = 16 << 20
+
+
 def _padded(size: int) -> int:
     return -(-size // BLOCK) * BLOCK
 
 
-def gunzip(data: bytes, notes: list[str]) -> bytes:
+def gunzip(data: bytes, notes: list[str], limit: int = MAX_INFLATED) -> bytes:
     """Decompress gzip data (detected by magic bytes, several members allowed).
 
-    A stream that stops before its end marker is 'truncated'; a damaged one is 'corrupt gzip'.
+    A stream that stops before its end marker is 'truncated'; a damaged one is 'corrupt gzip';
+    one that inflates beyond `limit` bytes is refused before it has taken more memory than that
+    (a few kB of gzip can hold gigabytes of zeros).
     """
     chunks: list[bytes] = []
     rest = data
+    total = 0
     while rest:
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            chunks.append(inflater.decompress(rest))
-        except zlib.error as exc:
-            raise UnreadableFile(f"corrupt gzip data: {exc}") from None
+        pending = rest
+        while True:  # in steps, so that a bomb is stopped before it has taken much memory
+            try:
+                chunk = inflater.decompress(pending, INFLATE_STEP)
+            except zlib.error as exc:
+                raise UnreadableFile(f"corrupt gzip data: {exc}") from None
+            total += len(chunk)
+            if total > limit:
+                raise UnreadableFile(
+                    f"the gzip data inflates to more than {limit / 1e6:g} MB, more than any "
+                    "1-D spectrum file needs"
+                )
+            chunks.append(chunk)
+            pending = inflater.unconsumed_tail
+            if inflater.eof or not (pending or len(chunk) == INFLATE_STEP):
+                break
         if not inflater.eof:
             raise UnreadableFile(
                 f"truncated gzip: the compressed stream stops after {len(data)} bytes "
@@ -630,11 +649,12 @@ def _make_hdu(index: int, text: str, data_offset: int, notes: list[str]) -> Hdu:
     return hdu
 
 
-def open_fits(data: bytes) -> FitsFile:
-    """Decompress if gzip, walk all HDUs and check that every promised byte is present."""
+def open_fits(data: bytes, max_inflated: int = MAX_INFLATED) -> FitsFile:
+    """Decompress if gzip (to at most `max_inflated` bytes), walk all HDUs and check that every
+    promised byte is present."""
     notes: list[str] = []
     if data[:2] == _GZIP_MAGIC:
-        data = gunzip(data, notes)
+        data = gunzip(data, notes, max_inflated)
     if not data.startswith(b"SIMPLE  ="):
         raise _not_fits(data)
     size = len(data)
