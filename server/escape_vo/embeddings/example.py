@@ -93,18 +93,26 @@ def pick_spectrum(data: bytes, filename: str, index: int | None) -> SpectrumReco
 
 
 def _chosen(available: list[str], name: str | None) -> str:
+    if not available:
+        raise ExampleError("no embedding model has been applied yet (escape-vo embed apply)")
     name = name or default_model(available)
     if name not in available:
-        offered = ", ".join(available) or "none yet (escape-vo embed train / apply)"
+        offered = ", ".join(available)
         raise ExampleError(f"model {name!r} has no applied version; models available: {offered}")
     return name  # type: ignore[return-value]
+
+
+def _current(row: tuple | None, name: str) -> ModelRecord:
+    if row is None:  # replaced between the two queries by another `embed apply`
+        raise ExampleError(f"model {name!r} is being replaced; try again in a moment")
+    return model_record(row)
 
 
 def current_record(conn: psycopg.Connection, name: str | None) -> ModelRecord:
     """The version of model `name` (default: the best applied one) the archive's vectors come
     from: the applied, current one."""
     name = _chosen([r[0] for r in conn.execute(AVAILABLE).fetchall()], name)
-    return model_record(conn.execute(CURRENT_MODEL, (name,)).fetchone())
+    return _current(conn.execute(CURRENT_MODEL, (name,)).fetchone(), name)
 
 
 async def current_record_async(conn: psycopg.AsyncConnection, name: str | None) -> ModelRecord:
@@ -112,7 +120,7 @@ async def current_record_async(conn: psycopg.AsyncConnection, name: str | None) 
     cur = await conn.execute(AVAILABLE)
     name = _chosen([r[0] for r in await cur.fetchall()], name)
     cur = await conn.execute(CURRENT_MODEL, (name,))
-    return model_record(await cur.fetchone())
+    return _current(await cur.fetchone(), name)
 
 
 def embed_file(
