@@ -585,3 +585,30 @@ def test_cli_train_apply_models_and_similar(embedded, monkeypatch, tmp_path: Pat
             ).fetchone()[0]
         )
     assert params["latent_dim"] == 8
+
+
+def test_a_model_whose_weights_are_gone_gets_a_message(embedded, server) -> None:
+    """A model version whose weights the store no longer holds: the map still shows the
+    spectrum (with a note instead of the rebuild), an upload gets an error document."""
+    settings, _ = embedded
+    did, name, _, data = _stored_file(settings, SINGLE)
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        (sid,) = conn.execute(
+            "SELECT spectrum_id FROM archive.spectra WHERE publisher_did = %s", (did,)
+        ).fetchone()
+        conn.execute(
+            "INSERT INTO embeddings.models (name, version, kind, latent_dim, grid, params, "
+            "selection, seed, n_train, n_test, state_path, trained_at, applied_at, is_current) "
+            "SELECT 'ghost', 1, kind, latent_dim, grid, params, selection, seed, n_train, "
+            "n_test, 'embeddings/00/gone.npz', now(), now(), true FROM embeddings.models "
+            "WHERE name = 'pca' AND is_current"
+        )
+        try:
+            r = httpx.get(f"{server.url}/embeddings/spectra/{sid}", params={"model": "ghost"})
+            assert r.status_code == 200 and r.json()["flux"]
+            assert "cannot be loaded" in r.json()["model_error"] and "model_flux" not in r.json()
+            r = httpx.post(f"{server.url}/embeddings/similar", data={"model": "ghost"},
+                           files={"SPECTRUM": (name, data)})  # fmt: skip
+            assert r.status_code == 400 and "ghost v1 cannot be loaded" in r.text, r.text
+        finally:
+            conn.execute("DELETE FROM embeddings.models WHERE name = 'ghost'")

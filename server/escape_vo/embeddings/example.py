@@ -26,6 +26,7 @@ from escape_vo.embeddings.preprocess import Dataset
 from escape_vo.embeddings.search import AVAILABLE, default_model
 from escape_vo.embeddings.store import (
     CURRENT_MODEL,
+    ModelNotFound,
     ModelRecord,
     load_model,
     model_record,
@@ -150,7 +151,13 @@ def cached_model(store_url: str, record: ModelRecord) -> EmbeddingModel:
     with _cache_lock:
         model = _cache.get(key)
     if model is None:
-        model = load_model(FileStore(store_url), record)
+        try:
+            model = load_model(FileStore(store_url), record)
+        except (ModelNotFound, OSError, ValueError) as exc:
+            raise ExampleError(
+                f"model {record.name} v{record.version} cannot be loaded ({exc}); retrain it, "
+                "or restore the file store its weights were saved in"
+            ) from exc
         with _cache_lock:
             while len(_cache) >= CACHED_MODELS:
                 _cache.pop(next(iter(_cache)))

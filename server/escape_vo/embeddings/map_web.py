@@ -162,14 +162,20 @@ async def preprocessed_spectrum(request: Request, spectrum_id: int) -> JSONRespo
     }  # fmt: skip
     if record is not None and record.grid == grid.name:
         store_url = request.app.state.settings.files_url
-        rebuilt = await anyio.to_thread.run_sync(
-            model_flux, cached_model(store_url, record), flux, bool(row[2])
-        )
-        body |= {
-            "model": record.name,
-            "version": record.version,
-            "model_flux": json_floats(rebuilt[sl]),
-        }
+
+        def rebuild() -> np.ndarray:  # loading a model reads the store: off the event loop
+            return model_flux(cached_model(store_url, record), flux, bool(row[2]))
+
+        try:
+            rebuilt = await anyio.to_thread.run_sync(rebuild)
+        except ExampleError as exc:  # the spectrum is still worth showing
+            body["model_error"] = str(exc)
+        else:
+            body |= {
+                "model": record.name,
+                "version": record.version,
+                "model_flux": json_floats(rebuilt[sl]),
+            }
     return JSONResponse(body)
 
 
