@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import uuid
 from collections.abc import Callable, Iterator
@@ -102,6 +103,13 @@ def db_url(fresh_db: Callable[[], str]) -> str:
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
     return Settings(data_dir=tmp_path / "data", database_url=db_url, ivo_authority="test.example")
+
+
+def default_sigint() -> None:
+    """preexec_fn of a child a test will Ctrl-C: SIGINT back to its default, for a shell without
+    job control starts background commands (`make test &` in a CI script) with SIGINT ignored,
+    and a child would inherit that and never see the test's Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def free_port() -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, default_sigint
 from tests.fixtures.archive import UNREACHABLE, serve_fixture_archive
 
 SCRIPT = textwrap.dedent(
@@ -65,6 +65,7 @@ def _client(python: Path, url: str, dest: Path, mode: str) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
 
 

@@ -21,7 +21,7 @@ from astropy.io.votable import parse_single_table
 
 from escape_vo.db.embedded import EmbeddedPostgres
 from escape_vo.demo.generate import generate_demo, write_bad_files
-from tests.conftest import free_port
+from tests.conftest import default_sigint, free_port
 
 ESCAPE_VO = [sys.executable, "-m", "escape_vo.cli"]
 
@@ -64,7 +64,11 @@ def test_demo_first_run_ingest_while_serving_ctrl_c_and_second_run(run_dir: Path
     port = free_port()
     env = _env(data_dir, port)
     demo = subprocess.Popen(
-        [*ESCAPE_VO, "demo", "--count", "40"], env=env, stderr=subprocess.PIPE, text=True
+        [*ESCAPE_VO, "demo", "--count", "40"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_sigint,
     )
     try:
         stats = _wait_http(f"http://127.0.0.1:{port}/stats", demo)
@@ -111,7 +115,11 @@ def test_demo_first_run_ingest_while_serving_ctrl_c_and_second_run(run_dir: Path
 
     # Second run: same data, no new ingest.
     demo2 = subprocess.Popen(
-        [*ESCAPE_VO, "demo", "--count", "40"], env=env, stderr=subprocess.PIPE, text=True
+        [*ESCAPE_VO, "demo", "--count", "40"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_sigint,
     )
     try:
         stats2 = _wait_http(f"http://127.0.0.1:{port}/stats", demo2)

@@ -22,7 +22,7 @@ from escape_vo.filestore import FileStore
 from escape_vo.harvest import HarvestOptions, HarvestSpec, Target, run_harvest
 from escape_vo.settings import Settings
 from escape_vo_client.download import run_coroutine
-from tests.conftest import LiveServer, free_port
+from tests.conftest import LiveServer, default_sigint, free_port
 from tests.fixtures.archive import UNREACHABLE, FixtureArchive, serve_fixture_archive
 
 warnings.filterwarnings("ignore", module="astropy")
@@ -191,7 +191,8 @@ def test_harvest_interrupted_by_sigint_and_sigkill_then_resumed(remote, fresh_db
     ingested = "SELECT count(*) FROM escape.harvest_items WHERE state = 'ingested'"
 
     def start() -> subprocess.Popen:
-        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                preexec_fn=default_sigint)  # fmt: skip
 
     # 1. Ctrl-C with transfers held half-way
     remote.faults.gate(6)
