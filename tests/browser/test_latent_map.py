@@ -103,3 +103,28 @@ def test_the_oddest_spectra_are_listed_and_shown_against_the_rebuild(browser, ma
         page.click("#odd-button")
         page.wait_for_selector("#odd tr.nb")
         assert page.evaluate("state.sel") == -1
+
+
+def test_a_file_of_several_spectra_asks_which_one(browser, map_site, tmp_path) -> None:
+    url, settings = map_site
+    with psycopg.connect(settings.database_url) as conn:
+        sid, name, index, path = conn.execute(
+            "SELECT spectrum_id, original_name, file_index, file_path FROM archive.spectra "
+            "WHERE file_index = 1 AND file_path IN (SELECT file_path FROM archive.spectra "
+            "GROUP BY file_path HAVING count(*) > 1) ORDER BY spectrum_id LIMIT 1"
+        ).fetchone()
+    with FileStore(settings.files_url).open(path) as fh:
+        (tmp_path / name).write_bytes(fh.read())
+    with _map_page(browser, url, "latent_map_upload_index.png") as (page, console):
+        console.allowed.append("status of 400")
+        page.wait_for_selector("#odd tr.nb")
+        page.set_input_files("#upload", str(tmp_path / name))
+        page.wait_for_selector("#up-index")
+        assert "say which with INDEX" in page.inner_text("#mine")
+        page.fill("#up-index", str(index))
+        page.click("#up-go")
+        page.wait_for_selector("#nbs tr.nb")
+        first = page.locator("#nbs tr.nb").first
+        assert first.locator("td").first.inner_text() == "0.0000"  # its archived copy
+        assert first.get_attribute("data-id") == str(sid)
+        assert page.evaluate("state.mine !== null")
