@@ -9,10 +9,9 @@ from contextlib import contextmanager
 import psycopg
 import pytest
 
-from escape_vo.filestore import FileStore
 from tests.browser.conftest import ARTIFACTS, Console
 from tests.conftest import LiveServer
-from tests.fixtures.embedded import embedded_archive
+from tests.fixtures.embedded import SECOND_OF_SEVERAL, SINGLE, embedded_archive, stored_file
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +46,8 @@ def _map_page(browser, url: str, shot: str) -> Iterator[tuple]:
 
 def test_a_spectrum_of_ones_own_lands_on_the_map(browser, map_site, tmp_path) -> None:
     url, settings = map_site
-    with psycopg.connect(settings.database_url) as conn:
-        did, name, path = conn.execute(
-            "SELECT publisher_did, original_name, file_path FROM archive.spectra WHERE file_path "
-            "IN (SELECT file_path FROM archive.spectra GROUP BY file_path HAVING count(*) = 1) "
-            "ORDER BY spectrum_id LIMIT 1"
-        ).fetchone()
-    with FileStore(settings.files_url).open(path) as fh:
-        (tmp_path / name).write_bytes(fh.read())
+    did, name, _, data = stored_file(settings, SINGLE)
+    (tmp_path / name).write_bytes(data)
 
     with _map_page(browser, url, "latent_map_upload_error.png") as (page, console):
         page.wait_for_function(
@@ -107,14 +100,8 @@ def test_the_oddest_spectra_are_listed_and_shown_against_the_rebuild(browser, ma
 
 def test_a_file_of_several_spectra_asks_which_one(browser, map_site, tmp_path) -> None:
     url, settings = map_site
-    with psycopg.connect(settings.database_url) as conn:
-        sid, name, index, path = conn.execute(
-            "SELECT spectrum_id, original_name, file_index, file_path FROM archive.spectra "
-            "WHERE file_index = 1 AND file_path IN (SELECT file_path FROM archive.spectra "
-            "GROUP BY file_path HAVING count(*) > 1) ORDER BY spectrum_id LIMIT 1"
-        ).fetchone()
-    with FileStore(settings.files_url).open(path) as fh:
-        (tmp_path / name).write_bytes(fh.read())
+    did, name, index, data = stored_file(settings, SECOND_OF_SEVERAL)
+    (tmp_path / name).write_bytes(data)
     with _map_page(browser, url, "latent_map_upload_index.png") as (page, console):
         console.allowed.append("status of 400")
         page.wait_for_selector("#odd tr.nb")
@@ -126,5 +113,6 @@ def test_a_file_of_several_spectra_asks_which_one(browser, map_site, tmp_path) -
         page.wait_for_selector("#nbs tr.nb")
         first = page.locator("#nbs tr.nb").first
         assert first.locator("td").first.inner_text() == "0.0000"  # its archived copy
-        assert first.get_attribute("data-id") == str(sid)
         assert page.evaluate("state.mine !== null")
+        first.click()
+        page.wait_for_function(f"document.getElementById('side').textContent.includes('{did}')")

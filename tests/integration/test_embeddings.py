@@ -26,7 +26,13 @@ from escape_vo.filestore import FileStore
 from escape_vo.schema.model import published_tables
 from escape_vo.settings import Settings
 from tests.conftest import LiveServer
-from tests.fixtures.embedded import FAST, embedded_archive
+from tests.fixtures.embedded import (
+    FAST,
+    SECOND_OF_SEVERAL,
+    SINGLE,
+    embedded_archive,
+    stored_file,
+)
 
 
 @pytest.fixture(scope="module")
@@ -273,22 +279,6 @@ def test_bad_requests_get_error_documents(embedded, server) -> None:
         assert "QUERY_STATUS" in r.text and message in r.text, r.text
 
 
-SINGLE = (
-    "file_path IN (SELECT file_path FROM archive.spectra GROUP BY file_path HAVING count(*) = 1)"
-)
-
-
-def _stored_file(settings: Settings, where: str) -> tuple[str, str, int, bytes]:
-    """(publisher DID, original name, file index, file bytes) of the first spectrum matching."""
-    with psycopg.connect(settings.database_url) as conn:
-        did, name, index, path = conn.execute(
-            "SELECT publisher_did, original_name, file_index, file_path FROM archive.spectra "
-            f"WHERE {where} ORDER BY spectrum_id LIMIT 1"
-        ).fetchone()
-    with FileStore(settings.files_url).open(path) as fh:
-        return did, name, index, fh.read()
-
-
 def _infos(content: bytes) -> dict[str, str]:
     from astropy.io.votable import parse
 
@@ -309,7 +299,7 @@ def test_an_uploaded_spectrum_finds_what_its_archived_copy_finds(
     # with fewer held-out spectra than MIN_UNSEEN every spectrum is scored alike (seen is None)
     seen = set() if model.seen is None or model.unseen is None else set(model.seen.tolist())
     held_out = ",".join(str(i) for i in set(ids) - seen)
-    did, name, _, data = _stored_file(settings, f"spectrum_id IN ({held_out}) AND {SINGLE}")
+    did, name, _, data = stored_file(settings, f"spectrum_id IN ({held_out}) AND {SINGLE}")
     url, k = f"{server.url}/embeddings/similar", 6
     r = httpx.post(url, data={"k": k + 1, "model": "autoencoder"}, files={"SPECTRUM": (name, data)})
     assert r.status_code == 200, r.text
@@ -386,11 +376,7 @@ def test_an_uploaded_spectrum_finds_what_its_archived_copy_finds(
 
 def test_a_multi_spectrum_file_needs_its_index(embedded, server) -> None:
     settings, _ = embedded
-    multi = (
-        "file_index = 1 AND file_path IN (SELECT file_path FROM archive.spectra "
-        "GROUP BY file_path HAVING count(*) > 1)"
-    )
-    did, name, index, data = _stored_file(settings, multi)
+    did, name, index, data = stored_file(settings, SECOND_OF_SEVERAL)
     url = f"{server.url}/embeddings/similar"
     r = httpx.post(url, data={"model": "pca"}, files={"SPECTRUM": (name, data)})
     assert r.status_code == 400 and "say which with INDEX" in r.text, r.text
@@ -412,7 +398,7 @@ def test_bad_uploads_get_error_documents(embedded, server, monkeypatch) -> None:
     import escape_vo.embeddings.web as web
 
     settings, _ = embedded
-    did, name, _, data = _stored_file(settings, SINGLE)
+    did, name, _, data = stored_file(settings, SINGLE)
     url = f"{server.url}/embeddings/similar"
     spectrum = {"SPECTRUM": (name, data)}
     cases = [
@@ -565,7 +551,7 @@ def test_cli_train_apply_models_and_similar(embedded, monkeypatch, tmp_path: Pat
                                  "--model", "pca"])  # fmt: skip
         assert r.exit_code == 0, r.output
         assert len(r.output.strip().splitlines()) == 3
-        did, name, _, data = _stored_file(settings, SINGLE)
+        did, name, _, data = stored_file(settings, SINGLE)
         (tmp_path / name).write_bytes(data)
         r = runner.invoke(main, ["embed", "similar", str(tmp_path / name), "-k", "2"])
         assert r.exit_code == 0, r.output
@@ -591,7 +577,7 @@ def test_a_model_whose_weights_are_gone_gets_a_message(embedded, server) -> None
     """A model version whose weights the store no longer holds: the map still shows the
     spectrum (with a note instead of the rebuild), an upload gets an error document."""
     settings, _ = embedded
-    did, name, _, data = _stored_file(settings, SINGLE)
+    did, name, _, data = stored_file(settings, SINGLE)
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         (sid,) = conn.execute(
             "SELECT spectrum_id FROM archive.spectra WHERE publisher_did = %s", (did,)
