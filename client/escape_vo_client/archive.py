@@ -607,10 +607,7 @@ class Archive:
         if int(k) < 1:
             raise ValueError("k must be at least 1")
         name, content = _upload(spectrum)
-        fields: dict[str, object] = {"k": int(k)}
-        for key, value in (("model", model), ("REDSHIFT", redshift), ("INDEX", index)):
-            if value is not None:
-                fields[key] = value
+        fields = {"k": int(k), **_upload_fields(model, redshift, index)}
         url = f"{self.root}/embeddings/similar"
         response = run_coroutine(
             _post_file(url, fields, {"SPECTRUM": (name, content)}, self.timeout, self._identity)
@@ -643,8 +640,7 @@ class Archive:
         "anomaly_score", "reconstruction_error", and on the model's grid "wave_nm", "flux"
         (resampled, normalised) and "model_flux" (the model's rebuild), as numpy arrays."""
         name, content = _upload(spectrum)
-        fields = {k: v for k, v in (("model", model), ("REDSHIFT", redshift), ("INDEX", index))
-                  if v is not None}  # fmt: skip
+        fields = _upload_fields(model, redshift, index)
         url = f"{self.root}/embeddings/embed"
         response = run_coroutine(
             _post_file(url, fields, {"SPECTRUM": (name, content)}, self.timeout, self._identity)
@@ -665,6 +661,11 @@ def _upload(spectrum: str | Path | bytes) -> tuple[str, bytes]:
     if isinstance(spectrum, bytes):
         return "spectrum.fits", spectrum
     return Path(spectrum).name, Path(spectrum).read_bytes()
+
+
+def _upload_fields(model: str | None, redshift: float | None, index: int | None) -> dict:
+    given = (("model", model), ("REDSHIFT", redshift), ("INDEX", index))
+    return {key: value for key, value in given if value is not None}
 
 
 def _number(text: str | None) -> object:
