@@ -24,7 +24,7 @@ from escape_vo.embeddings.example import (
     current_record_async,
     model_flux,
 )
-from escape_vo.embeddings.grid import GRIDS
+from escape_vo.embeddings.grid import GRIDS, Grid
 from escape_vo.embeddings.search import default_model
 
 STATIC = Path(__file__).parent / "static"
@@ -150,15 +150,11 @@ async def preprocessed_spectrum(request: Request, spectrum_id: int) -> JSONRespo
             return JSONResponse({"error": str(exc)}, 400)
     grid = GRIDS[row[0]]
     flux = np.asarray(row[1], dtype=np.float64)
-    keep = np.isfinite(flux)
-    first, last = np.flatnonzero(keep)[[0, -1]] if keep.any() else (0, -1)
-    sl = slice(int(first), int(last) + 1)
     body = {
         "spectrum_id": spectrum_id, "publisher_did": row[4], "instrument": row[5],
         "target_class": row[6], "target_name": row[7], "redshift": row[8],
         "grid": grid.name, "rest_frame": row[2], "coverage": row[3],
-        "wave_nm": [round(w * 1e9, 3) for w in grid.centres[sl]],
-        "flux": json_floats(flux[sl]),
+        **plot_arrays(grid, flux),
     }  # fmt: skip
     if record is not None and record.grid == grid.name:
         store_url = request.app.state.settings.files_url
@@ -171,12 +167,20 @@ async def preprocessed_spectrum(request: Request, spectrum_id: int) -> JSONRespo
         except ExampleError as exc:  # the spectrum is still worth showing
             body["model_error"] = str(exc)
         else:
-            body |= {
-                "model": record.name,
-                "version": record.version,
-                "model_flux": json_floats(rebuilt[sl]),
-            }
+            body |= {"model": record.name, "version": record.version}
+            body |= plot_arrays(grid, flux, rebuilt)
     return JSONResponse(body)
+
+
+def plot_arrays(grid: Grid, flux: np.ndarray, rebuilt: np.ndarray | None = None) -> dict:
+    """wave_nm and flux (and model_flux, the rebuild) over the bins from the spectrum's first
+    covered one to its last: what the map's plot draws."""
+    covered = np.flatnonzero(np.isfinite(flux))
+    sl = slice(int(covered[0]), int(covered[-1]) + 1) if covered.size else slice(0, 0)
+    out = {"wave_nm": [round(w * 1e9, 3) for w in grid.centres[sl]], "flux": json_floats(flux[sl])}
+    if rebuilt is not None:
+        out["model_flux"] = json_floats(rebuilt[sl])
+    return out
 
 
 def json_floats(values: np.ndarray, digits: int = 5) -> list[float | None]:

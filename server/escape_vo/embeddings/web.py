@@ -31,7 +31,7 @@ from escape_vo.embeddings.example import (
     embed_file,
 )
 from escape_vo.embeddings.grid import GRIDS
-from escape_vo.embeddings.map_web import json_floats
+from escape_vo.embeddings.map_web import json_floats, plot_arrays
 from escape_vo.embeddings.search import (
     MAX_K,
     RESULT_COLUMNS,
@@ -129,14 +129,26 @@ async def similar_post(request: Request) -> Response:
         await form.close()
 
 
-async def _similar(
-    request: Request, params: dict[str, list[str]], files: dict[str, UploadFile]
-) -> Response:
+def _one(params: dict[str, list[str]]) -> Callable[[str], str | None]:
+    """A parameter's value by case-insensitive name (DALI), the last if given twice."""
+
     def one(name: str) -> str | None:
         values = params.get(name.lower())
         return values[-1] if values else None
 
-    upload = next((f for name, f in files.items() if name.upper() == "SPECTRUM"), None)
+    return one
+
+
+def _spectrum_part(files: dict[str, UploadFile]) -> UploadFile | None:
+    """The uploaded file part SPECTRUM (part names case-insensitive, like parameters)."""
+    return next((f for name, f in files.items() if name.upper() == "SPECTRUM"), None)
+
+
+async def _similar(
+    request: Request, params: dict[str, list[str]], files: dict[str, UploadFile]
+) -> Response:
+    one = _one(params)
+    upload = _spectrum_part(files)
     did = one("ID")
     if upload is None and not did:
         return _error(
@@ -234,25 +246,17 @@ async def embed_upload(request: Request) -> JSONResponse:
     except ValueError as exc:
         return JSONResponse({"error": f"cannot read the request body: {exc}"}, 400)
     try:
-        upload = next((f for name, f in form.files.items() if name.upper() == "SPECTRUM"), None)
+        upload = _spectrum_part(form.files)
         if upload is None:
             return JSONResponse(
                 {"error": "upload a spectrum file as the multipart part SPECTRUM"}, 400
             )
-
-        def one(name: str) -> str | None:
-            values = form.params.get(name.lower())
-            return values[-1] if values else None
-
+        one = _one(form.params)
         e = await _embed_upload(request, upload, one, one("model"), rebuild=True)
     except ExampleError as exc:
         return JSONResponse({"error": str(exc)}, 400)
     finally:
         await form.close()
-    grid = GRIDS[e.grid]
-    keep = np.isfinite(e.flux)
-    first, last = np.flatnonzero(keep)[[0, -1]]
-    sl = slice(int(first), int(last) + 1)
     return JSONResponse(
         {
             "file": upload.filename, "model": e.model, "version": e.version,
@@ -261,8 +265,7 @@ async def embed_upload(request: Request) -> JSONResponse:
             "reconstruction_error": _number(e.reconstruction_error),
             "z_model": e.z_model, "redshift": e.redshift, "rest_frame": e.redshift is not None,
             "coverage": e.coverage, "grid": e.grid,
-            "wave_nm": [round(w * 1e9, 3) for w in grid.centres[sl]],
-            "flux": json_floats(e.flux[sl]), "model_flux": json_floats(e.model_flux[sl]),  # type: ignore[index]
+            **plot_arrays(GRIDS[e.grid], e.flux, e.model_flux),
         }
     )  # fmt: skip
 
