@@ -616,9 +616,7 @@ class Archive:
             raise LookupError(f"{self.root} offers no similar-spectra search ({url}: HTTP "
                               f"{response.status_code})")  # fmt: skip
         table = _votable_or_error(response.content, response.status_code)
-        infos = {
-            i.name: i.value for i in votable.parse(io.BytesIO(response.content)).resources[0].infos
-        }
+        infos = table.meta.pop("infos")
         table.meta["similar_to"] = name
         table.meta["query"] = {
             key[6:].lower() if key.startswith("QUERY_") else key.lower(): _number(value)
@@ -691,17 +689,21 @@ def _text_field(row, name: str) -> str | None:
 
 
 def _votable_or_error(data: bytes, status: int) -> Table:
-    """The result table of a VOTable answer, or the service's error message as a ValueError."""
+    """The result table of a VOTable answer, or the service's error message as a ValueError;
+    the answer's INFOs (name -> value) are in the table's meta["infos"]."""
     try:
         parsed = votable.parse(io.BytesIO(data))
     except Exception as exc:
         raise ValueError(f"the service answered {status} without a VOTable: {exc}") from None
-    for info in parsed.resources[0].infos if parsed.resources else []:
+    infos = parsed.resources[0].infos if parsed.resources else []
+    for info in infos:
         if info.name == "QUERY_STATUS" and info.value == "ERROR":
             raise ValueError(f"the service said: {(info.content or '').strip()}")
     if status >= 400:
         raise ValueError(f"the service answered HTTP {status}")
-    return parsed.get_first_table().to_table()
+    table = parsed.get_first_table().to_table()
+    table.meta["infos"] = {info.name: info.value for info in infos}
+    return table
 
 
 async def _get_bytes(url: str, timeout: float, identity: Identity | None) -> bytes:
