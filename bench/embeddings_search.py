@@ -6,8 +6,12 @@ them, with the same HNSW index; the spectra rows behind them are minimal. 200 ra
 spectra go through GET /embeddings/similar (k=10) on a real uvicorn server; the floor is the
 same k-NN SQL run directly in PostgreSQL, on the same queries with the same pages in memory
 (the first pass over them, on the freshly built index, is reported apart). Recall@10 compares
-the answers with exact search (brute-force cosine in numpy). Apply throughput: `embed apply`
-of the autoencoder on demo spectra (preprocessing included and reported apart), 2 cores.
+the answers with exact search (brute-force cosine in numpy). ADQL: 50 of the queries as
+ivo_embedding_distance with TOP 10 through /tap/sync, alone and with a condition the index
+cannot see (instrument = 'RARE', 1 % of the rows): the answers must have 10 rows, the exact
+ones; the rows pgvector's default settings gave the same filtered SQL are reported too.
+Apply throughput: `embed apply` of the autoencoder on demo spectra (preprocessing included and
+reported apart), 2 cores.
 
 BENCH_EMBED_VECTORS changes the number of vectors, BENCH_EMBED_APPLY_SPECTRA the demo size.
 """
@@ -28,8 +32,14 @@ from bench.common import scratch_database
 N = int(os.environ.get("BENCH_EMBED_VECTORS", "1000000"))
 N_APPLY = int(os.environ.get("BENCH_EMBED_APPLY_SPECTRA", "2400"))
 N_QUERIES = 200
+N_ADQL = 50
 K = 10
 MODEL = "bench"
+RARE = 0.01  # share of the rows with instrument 'RARE', for the filtered ADQL queries
+
+
+def _rare(n: int) -> np.ndarray:
+    return np.random.default_rng(2).random(n) < RARE
 
 
 def _vectors(n: int, seed: int = 0) -> np.ndarray:
@@ -50,10 +60,11 @@ def _load(url: str, vectors: np.ndarray) -> float:
     with psycopg.connect(url) as conn:
         cols = ("spectrum_id, publisher_did, calib_level, n_pix, file_format, file_index, "
                 "file_sha256, file_size, file_path, ingest_time, instrument")  # fmt: skip
+        instrument = np.where(_rare(n), "RARE", "BENCH")
         with conn.cursor().copy(f"COPY archive.spectra ({cols}) FROM STDIN") as copy:
             for i in range(n):
                 copy.write_row((i + 1, f"ivo://bench.example/spectra?{i + 1}", 2, 1000, "sdss",
-                                0, f"{i:064x}", 1, "x", now, "BENCH"))  # fmt: skip
+                                0, f"{i:064x}", 1, "x", now, instrument[i]))  # fmt: skip
         conn.execute(
             "INSERT INTO embeddings.models (name, version, kind, latent_dim, grid, params, "
             "selection, seed, n_train, n_test, state_path, trained_at, applied_at, is_current) "
@@ -77,10 +88,13 @@ def _load(url: str, vectors: np.ndarray) -> float:
     return time.perf_counter() - t
 
 
-def _exact(vectors: np.ndarray, q: int) -> list[int]:
+def _exact(vectors: np.ndarray, q: int, among: np.ndarray | None = None) -> list[int]:
+    """The K nearest spectrum_ids to row q by cosine, itself excluded, among rows `among`."""
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     sim = unit @ unit[q]
     sim[q] = -np.inf
+    if among is not None:
+        sim[~among] = -np.inf
     top = np.argpartition(-sim, K)[:K]
     return [int(i) + 1 for i in top[np.argsort(-sim[top])]]
 
@@ -105,6 +119,7 @@ def _search(url: str, vectors: np.ndarray) -> dict:
         cold_ms, answers = _http_pass(client, server.url, dids)
         sql_ms = _sql_pass(url, dids)
         http_ms, _ = _http_pass(client, server.url, dids)
+        adql = _adql(client, server.url, url, vectors, queries[:N_ADQL])
     recalls = []
     for q, text in zip(queries[:100], answers, strict=False):
         got = [int(line.split(",")[1]) for line in text.strip().splitlines()[1:]]
@@ -115,7 +130,61 @@ def _search(url: str, vectors: np.ndarray) -> dict:
         "http_cold_p50_ms": round(statistics.median(cold_ms), 2),
         "sql_p50_ms": round(statistics.median(sql_ms), 2),
         "recall_at_10": round(float(np.mean(recalls)), 4),
+        **adql,
     }
+
+
+def _adql(
+    client: httpx.Client, base: str, url: str, vectors: np.ndarray, queries: np.ndarray
+) -> dict:
+    """TOP 10 by ivo_embedding_distance through /tap/sync, without and with a condition on
+    1 % of the rows (each query spectrum left out of the answer by the condition too)."""
+    rare = _rare(len(vectors))
+    out: dict = {}
+    for label, cond, among in (("adql", "", None), ("adql_rare", " AND instrument = 'RARE'", rare)):
+        times, recalls, rows = [], [], []
+        for q in queries:
+            did = f"ivo://bench.example/spectra?{q + 1}"
+            adql = (
+                f"SELECT TOP {K} spectrum_id, ivo_embedding_distance(vector, '{MODEL}', '{did}') "
+                f"AS d FROM embeddings.spectrum_embeddings WHERE model = '{MODEL}' "
+                f"AND spectrum_id <> {q + 1}{cond} ORDER BY d"
+            )
+            t = time.perf_counter()
+            r = client.post(
+                f"{base}/tap/sync", data={"LANG": "ADQL", "QUERY": adql, "RESPONSEFORMAT": "csv"}
+            )
+            times.append((time.perf_counter() - t) * 1000)
+            r.raise_for_status()
+            got = [int(line.split(",")[0]) for line in r.text.strip().splitlines()[1:]]
+            rows.append(len(got))
+            recalls.append(len(set(got) & set(_exact(vectors, int(q), among))) / K)
+        out[f"{label}_p50_ms"] = round(statistics.median(times), 2)
+        out[f"{label}_recall_at_10"] = round(float(np.mean(recalls)), 4)
+        out[f"{label}_mean_rows"] = round(float(np.mean(rows)), 2)
+    out["adql_rare_mean_rows_pgvector_defaults"] = _default_rows(url, queries)
+    return out
+
+
+def _default_rows(url: str, queries: np.ndarray) -> float:
+    """Rows the filtered query's SQL gets with pgvector's default scan settings (what the
+    service ran before escape_vo/db/hnsw.py)."""
+    from escape_vo.adql import Catalog, translate
+    from escape_vo.schema.model import published_tables
+
+    catalog = Catalog.from_tables(published_tables())
+    rows = []
+    with psycopg.connect(url) as conn:
+        for q in queries:
+            did = f"ivo://bench.example/spectra?{q + 1}"
+            t = translate(
+                f"SELECT TOP {K} spectrum_id, ivo_embedding_distance(vector, '{MODEL}', '{did}') "
+                f"AS d FROM embeddings.spectrum_embeddings WHERE model = '{MODEL}' "
+                f"AND spectrum_id <> {q + 1} AND instrument = 'RARE' ORDER BY d",
+                catalog,
+            )
+            rows.append(len(conn.execute(t.sql).fetchall()))
+    return round(float(np.mean(rows)), 2)
 
 
 def _http_pass(client: httpx.Client, base: str, dids: list[str]) -> tuple[list[float], list[str]]:
@@ -192,6 +261,11 @@ def run() -> dict:
         f"{search['sql_p50_ms']} ms; the first pass over the queries p50 "
         f"{search['http_cold_p50_ms']} ms",
         f"recall@10 against exact search: {search['recall_at_10']} (target >= 0.95)",
+        f"ADQL TOP {K} by ivo_embedding_distance over /tap/sync: p50 {search['adql_p50_ms']} ms, "
+        f"recall@10 {search['adql_recall_at_10']}; with instrument = 'RARE' (1 % of the rows) "
+        f"p50 {search['adql_rare_p50_ms']} ms, {search['adql_rare_mean_rows']} rows of {K} on "
+        f"average, recall@10 {search['adql_rare_recall_at_10']} (pgvector's default scan "
+        f"settings gave {search['adql_rare_mean_rows_pgvector_defaults']} rows)",
         f"embed apply (autoencoder, 2 cores): {applied['apply_per_s']} spectra/s on "
         f"{applied['apply_spectra']} demo spectra (preprocessing alone "
         f"{applied['preprocess_per_s']} spectra/s)",

@@ -598,3 +598,44 @@ def test_a_model_whose_weights_are_gone_gets_a_message(embedded, server) -> None
             assert r.status_code == 400 and "ghost v1 cannot be loaded" in r.text, r.text
         finally:
             conn.execute("DELETE FROM embeddings.models WHERE name = 'ghost'")
+
+
+def test_adql_similarity_answers_are_whole_when_the_index_serves_them(embedded) -> None:
+    """With the HNSW index in the plan (forced here: 200 rows would rather be sorted), TOP n
+    beyond the index's default breadth (40) and a WHERE that the index cannot see both still
+    get n rows, the exact nearest ones, as they do at archive scale where the index is chosen."""
+    from escape_vo.tap.executor import QueryPool, ResultStream
+
+    settings, _ = embedded
+    did = _a_did(settings, 3)
+    catalog = Catalog.from_tables(published_tables())
+    distance = f"ivo_embedding_distance(vector, 'pca', '{did}')"
+    with psycopg.connect(settings.database_url) as conn:
+        conn.execute("ANALYZE embeddings.vectors")
+        instrument = conn.execute(  # one instrument in ten or so: most neighbours filtered out
+            "SELECT instrument FROM archive.spectra GROUP BY instrument "
+            "HAVING count(*) BETWEEN 12 AND 40 ORDER BY count(*), instrument LIMIT 1"
+        ).fetchone()[0]
+    pool = QueryPool(settings.database_url, size=1)
+    try:
+        for top, where in ((60, ""), (10, f" AND instrument = '{instrument}'")):
+            t = translate(
+                f"SELECT TOP {top} publisher_did, {distance} AS d FROM "
+                f"embeddings.spectrum_embeddings WHERE model = 'pca'{where} ORDER BY d",
+                catalog,
+            )
+            forced = ("SET enable_sort = off", "SET enable_seqscan = off", *t.setup)
+            with psycopg.connect(settings.database_url) as conn:
+                for statement in forced:
+                    conn.execute(statement)
+                plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + t.sql))
+                assert index_name("pca") in plan, plan
+            stream = ResultStream(pool, t.sql, t.columns, forced)
+            got = [row for batch in stream for row in batch.to_pylist()]
+            with psycopg.connect(settings.database_url) as conn:
+                conn.execute("SET enable_indexscan = off")  # the exact answer: a full sort
+                exact = conn.execute(t.sql).fetchall()
+            assert len(exact) == top
+            assert [r["publisher_did"] for r in got] == [r[0] for r in exact], (top, where)
+    finally:
+        pool.close()

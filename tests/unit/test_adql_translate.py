@@ -286,6 +286,31 @@ def test_rand_with_seed_sets_the_seed_first():
     assert "one seed" in fails("SELECT RAND(1), RAND(2) FROM ivoa.obscore")
 
 
+def test_embedding_distance_sets_up_a_whole_index_scan_first():
+    """ef_search from the rows the query may return (TOP + OFFSET, or MAXREC + 1), iterative
+    scans without a tuple limit: escape_vo/db/hnsw.py."""
+
+    def settings(adql: str, max_rows: int | None = None) -> dict[str, str]:
+        (setup,) = translate(adql, CATALOG, max_rows=max_rows).setup
+        return dict(re.findall(r"set_config\('([\w.]+)', '([^']*)', false\)", setup))
+
+    similar = (
+        "SELECT {top} publisher_did, ivo_embedding_distance(vector, 'pca', 'ivo://x/y?1') AS d "
+        "FROM embeddings.spectrum_embeddings WHERE model = 'pca' ORDER BY d"
+    )
+    assert settings(similar.format(top="TOP 11")) == {
+        "hnsw.ef_search": "64",
+        "hnsw.iterative_scan": "strict_order",
+        "hnsw.max_scan_tuples": str(2**31 - 1),
+        "hnsw.scan_mem_multiplier": "1000",
+    }
+    assert settings(similar.format(top="TOP 50") + " OFFSET 20")["hnsw.ef_search"] == "280"
+    assert settings(similar.format(top=""), max_rows=100001)["hnsw.ef_search"] == "1000"
+    assert settings(similar.format(top=""))["hnsw.ef_search"] == "64"
+    plain = "SELECT TOP 5 publisher_did FROM embeddings.spectrum_embeddings"
+    assert translate(plain, CATALOG).setup == ()
+
+
 def test_strings_like_and_bitwise():
     text = sql(
         "SELECT LOWER(obs_id) || '-' || UPPER(target_name) || calib_level, 0xFF & calib_level, "

@@ -267,6 +267,8 @@ def _udf(tr, name: str, args: list[Typed], pos) -> Typed:
         if a.kind in ("bool", "geom") and not numeric:
             raise error_at(f"{name}: {pname} cannot be {a.describe()}", pos)
     sql = fn.template.format(*(a.sql for a in args))
+    if fn.setup is not None:
+        tr.needs_setup(fn)
     t = ty.Typed(
         sql=sql,
         kind="str" if fn.datatype == "char" else "num",

@@ -33,15 +33,16 @@ from .scope import (
 )
 from .sqltext import float_literal, quote_ident
 from .types import Typed
-from .udf import UDFS
+from .udf import UDFS, Udf
 
 
 @dataclass(frozen=True, slots=True)
 class Translation:
     """What the executor needs: the SQL, the result columns in order and the tables used.
 
-    ``setup`` holds statements to run first in the same session (only `SELECT setseed(...)`
-    for RAND(seed)); it is empty for nearly every query.
+    ``setup`` holds statements to run first in the same session: `SELECT setseed(...)` for
+    RAND(seed), the index scan's settings for ivo_embedding_distance (Udf.setup); it is empty
+    for nearly every query.
     """
 
     sql: str
@@ -70,6 +71,8 @@ class _Translator(ExpressionTranslator):
         self.tables: set[str] = set()
         self.ctes: dict[str, CommonResult] = {}
         self.seed: float | None = None
+        self.udf_setups: list[Udf] = []  # functions used whose Udf.setup must run first
+        self.most_rows: int | None = None  # the largest LIMIT + OFFSET of any SELECT
 
     def statement(self, stmt: ast.Statement, max_rows: int | None) -> Translation:
         parts = []
@@ -82,9 +85,9 @@ class _Translator(ExpressionTranslator):
         sql = main.sql
         if parts:
             sql = "WITH " + ", ".join(parts) + " " + sql
-        setup = ()
+        setup = tuple(u.setup(self.most_rows) for u in self.udf_setups if u.setup is not None)
         if self.seed is not None:
-            setup = (f"SELECT setseed({float_literal(self.seed)})",)
+            setup += (f"SELECT setseed({float_literal(self.seed)})",)
         return Translation(
             sql=sql,
             columns=[o.column for o in main.outs],
@@ -99,6 +102,10 @@ class _Translator(ExpressionTranslator):
         if self.seed is not None and self.seed != value:
             raise error_at("RAND(seed): a query can use only one seed", pos)
         self.seed = value
+
+    def needs_setup(self, udf: Udf) -> None:
+        if udf not in self.udf_setups:
+            self.udf_setups.append(udf)
 
     # ---- queries ----
 
@@ -250,6 +257,8 @@ class _Translator(ExpressionTranslator):
         caps = [n for n in (node.top, limit) if n is not None]
         if caps:
             sql += f" LIMIT {min(caps)}"
+            rows = min(caps) + (offset or 0)
+            self.most_rows = max(rows, self.most_rows or 0)
         if offset is not None:
             sql += f" OFFSET {offset}"
         return Result(sql, outs, is_open)

@@ -6,7 +6,10 @@ translator fills with the translated arguments, and the type of the result.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from escape_vo.db.hnsw import scan_settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +23,9 @@ class Udf:
     arraysize: str | None = None
     aggregate: bool = False
     ucd: str | None = None
+    # a statement to run before a query that uses the function, given the most rows any
+    # SELECT of the query may return (None: no TOP nor MAXREC); e.g. the index scan's settings
+    setup: Callable[[int | None], str] | None = None
 
     @property
     def form(self) -> str:
@@ -65,9 +71,11 @@ UDFS: dict[str, Udf] = {
             description="Cosine distance (0 to 2) between vector (the vector column of "
             "embeddings.spectrum_embeddings) and the vector that model gives the spectrum with "
             "publisher DID did; NULL if that spectrum has no vector. With WHERE model = '...' and "
-            "ORDER BY this distance with TOP k, an HNSW index answers: the k most similar spectra.",
+            "ORDER BY this distance with TOP k, an HNSW index answers: the k most similar spectra, "
+            "also when further conditions (an instrument, a region) narrow them down.",
             datatype="double",
             ucd="stat.value",
+            setup=lambda rows: scan_settings(rows, local=False),
         ),
         Udf(
             name="ivo_string_agg",

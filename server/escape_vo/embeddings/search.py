@@ -19,6 +19,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
+from escape_vo.db.hnsw import scan_settings
 from escape_vo.embeddings.store import DISTANCE_OP, VECTOR_DIM, VECTOR_TYPE
 
 MAX_K = 1000
@@ -90,14 +91,11 @@ def _nearest_sql(model: str, query: sql.Composable, k: int, exclude: str | None)
 
 
 def settings_sql(k: int) -> str:
-    """Search breadth, for this transaction only: ef_search above k (recall), iterative scans
-    so that rows filtered out after the index (an older version still being replaced) do not
-    shorten the answer. One statement, so that it costs one message in a pipeline."""
-    ef = min(max(64, 4 * k), 1000)
-    return (
-        f"SELECT set_config('hnsw.ef_search', '{ef}', true), "
-        "set_config('hnsw.iterative_scan', 'strict_order', true)"
-    )
+    """The scan's settings for this transaction only (escape_vo.db.hnsw): an answer of k rows
+    whatever the index's candidates lose to the conditions after it (the query spectrum
+    itself, an older version still being replaced). One statement: one message in a
+    pipeline."""
+    return scan_settings(k, local=True)
 
 
 def check_k(k: int) -> None:
