@@ -118,6 +118,41 @@ def test_training_measures_how_far_new_spectra_depart(embedded) -> None:
             )
 
 
+def test_a_training_sample_is_all_that_is_read(embedded, monkeypatch) -> None:
+    """max_train caps the training set; only the sample and the held-out spectra are held in
+    memory, and the same seed draws the same sample."""
+    from escape_vo.embeddings import preprocess
+
+    settings, _ = embedded
+    url, store = settings.database_url, settings.files_url
+    held: list[int] = []
+    load = preprocess.load_dataset
+
+    def counting(*args, **kwargs):
+        data = load(*args, **kwargs)
+        held.append(len(data))
+        return data
+
+    monkeypatch.setattr("escape_vo.embeddings.train.load_dataset", counting)
+    params = {**FAST, "critic_epochs": 0, "max_train": 60}
+    recs = [
+        train(url, store, "autoencoder", seed=3, params=params, test_fraction=0.25) for _ in "ab"
+    ]
+    try:
+        assert held == [110, 110]  # 60 + 50 held out, of 200
+        assert [(r.n_train, r.n_test) for r in recs] == [(60, 50), (60, 50)]
+        models = [load_model(FileStore(store), r) for r in recs]
+        assert len(models[0].seen) == 60
+        np.testing.assert_array_equal(models[0].seen, models[1].seen)
+        assert recs[0].test_error == recs[1].test_error
+    finally:
+        with psycopg.connect(url) as conn:
+            conn.execute(
+                "DELETE FROM embeddings.models WHERE name = 'autoencoder' AND version = ANY(%s)",
+                ([r.version for r in recs],),
+            )
+
+
 def test_neighbours_share_the_class_of_the_query_spectrum(embedded) -> None:
     settings, truth = embedded
     with psycopg.connect(settings.database_url) as conn:

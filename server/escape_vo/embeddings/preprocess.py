@@ -188,13 +188,30 @@ class Dataset:
         )
 
 
-def load_dataset(db_url: str, grid: Grid, where: str = "TRUE", params: tuple = ()) -> Dataset:
+def load_dataset(
+    db_url: str, grid: Grid, where: str = "TRUE", params: tuple = (), keep: np.ndarray | None = None
+) -> Dataset:
     """The usable preprocessed spectra of `grid` matching `where` (SQL on p and s =
-    archive.spectra), ordered by spectrum_id; read as Arrow, no per-row Python."""
-    batches = list(iter_dataset(db_url, grid, where, params))
+    archive.spectra), ordered by spectrum_id; read as Arrow, no per-row Python. With `keep`
+    (spectrum ids) only those are kept, batch by batch: a training sample of a large archive
+    is held in memory without the rest of it."""
+    batches = []
+    for batch in iter_dataset(db_url, grid, where, params):
+        if keep is not None:
+            batch = batch.subset(np.flatnonzero(np.isin(batch.spectrum_id, keep)))
+        batches.append(batch)
     if not batches:
         return _empty(grid)
     return Dataset.concatenate(batches)
+
+
+def dataset_ids(db_url: str, grid: Grid, where: str = "TRUE", params: tuple = ()) -> np.ndarray:
+    """The spectrum ids load_dataset would give, in its order (8 bytes a spectrum)."""
+    import adbc_driver_postgresql.dbapi as adbc
+
+    with adbc.connect(db_url) as conn, conn.cursor() as cur:
+        cur.execute(_select("p.spectrum_id", where), (grid.name, *params))
+        return cur.fetch_arrow_table().column(0).to_numpy().astype(np.int64)
 
 
 def iter_dataset(
@@ -204,12 +221,7 @@ def iter_dataset(
     import adbc_driver_postgresql.dbapi as adbc
     import pyarrow as pa
 
-    sql = (
-        "SELECT p.spectrum_id, p.flux, p.rest_frame, p.noise, coalesce(p.negative_z, 0) "
-        "FROM embeddings.preprocessed AS p "
-        "JOIN archive.spectra AS s ON s.spectrum_id = p.spectrum_id "
-        f"WHERE p.grid = $1 AND p.flux IS NOT NULL AND ({where}) ORDER BY p.spectrum_id"
-    )
+    sql = _select("p.spectrum_id, p.flux, p.rest_frame, p.noise, coalesce(p.negative_z, 0)", where)
     with adbc.connect(db_url) as conn, conn.cursor() as cur:
         cur.adbc_statement.set_options(
             **{"adbc.postgresql.batch_size_hint_bytes": str(batch_rows * grid.n_pix * 5)}
@@ -228,6 +240,15 @@ def iter_dataset(
                 batch.column(3).to_numpy(zero_copy_only=False).astype(np.float32),
                 batch.column(4).to_numpy(zero_copy_only=False).astype(np.float32),
             )
+
+
+def _select(columns: str, where: str) -> str:
+    """The usable preprocessed spectra of the grid $1 matching `where`, by spectrum_id."""
+    return (
+        f"SELECT {columns} FROM embeddings.preprocessed AS p "
+        "JOIN archive.spectra AS s ON s.spectrum_id = p.spectrum_id "
+        f"WHERE p.grid = $1 AND p.flux IS NOT NULL AND ({where}) ORDER BY p.spectrum_id"
+    )
 
 
 def _empty(grid: Grid) -> Dataset:

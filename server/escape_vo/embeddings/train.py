@@ -16,7 +16,7 @@ import psycopg
 
 from escape_vo.embeddings.grid import DEFAULT_GRID, Grid
 from escape_vo.embeddings.models import MODELS
-from escape_vo.embeddings.preprocess import load_dataset, preprocess
+from escape_vo.embeddings.preprocess import dataset_ids, load_dataset, preprocess
 from escape_vo.embeddings.store import ModelRecord, save_model
 from escape_vo.filestore import FileStore
 
@@ -43,19 +43,22 @@ def train(
         raise ValueError("test_fraction must be in [0, 1)")
     model = MODELS[name](grid, **(params or {}))
     preprocess(db_url, store_url, grid, workers=workers, progress=progress)
-    data = load_dataset(db_url, grid, where or "TRUE")
-    if len(data) < MIN_SPECTRA:
+    ids = dataset_ids(db_url, grid, where or "TRUE")
+    if len(ids) < MIN_SPECTRA:
         raise ValueError(
-            f"only {len(data)} usable spectra match; need at least {MIN_SPECTRA} to train"
+            f"only {len(ids)} usable spectra match; need at least {MIN_SPECTRA} to train"
         )
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(data))
-    n_test = round(test_fraction * len(data))
+    order = rng.permutation(len(ids))
+    n_test = round(test_fraction * len(ids))
     test_idx, train_idx = np.sort(order[:n_test]), np.sort(order[n_test:])
     cap = model.params.get("max_train")
     if cap and len(train_idx) > int(cap):
         train_idx = np.sort(rng.choice(train_idx, int(cap), replace=False))
-    train_set, test_set = data.subset(train_idx), data.subset(test_idx)
+    # only the chosen spectra are read into memory (a million spectra on the grid are 4 GB)
+    data = load_dataset(db_url, grid, where or "TRUE", keep=ids[np.union1d(train_idx, test_idx)])
+    train_set = data.subset(np.flatnonzero(np.isin(data.spectrum_id, ids[train_idx])))
+    test_set = data.subset(np.flatnonzero(np.isin(data.spectrum_id, ids[test_idx])))
     started = time.perf_counter()
     report = model.fit(train_set, seed=seed, progress=progress)
     report.extra.update(model.calibrate_unseen(test_set))
