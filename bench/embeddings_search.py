@@ -210,7 +210,7 @@ def _sql_pass(url: str, dids: list[str]) -> list[float]:
     with psycopg.connect(url) as conn:
         for did in dids:
             with conn.transaction():
-                conn.execute(settings_sql(K))
+                conn.execute(settings_sql(K + 1))
                 t = time.perf_counter()
                 conn.execute(neighbours_sql(MODEL, did, K)).fetchall()
                 out.append((time.perf_counter() - t) * 1000)

@@ -90,12 +90,13 @@ def _nearest_sql(model: str, query: sql.Composable, k: int, exclude: str | None)
     ).format(dist=distance, m=sql.Literal(model), cond=cond, k=sql.Literal(int(k)))
 
 
-def settings_sql(k: int) -> str:
-    """The scan's settings for this transaction only (escape_vo.db.hnsw): an answer of k rows
-    whatever the index's candidates lose to the conditions after it (the query spectrum
-    itself, an older version still being replaced). One statement: one message in a
-    pipeline."""
-    return scan_settings(k, local=True)
+def settings_sql(rows: int) -> str:
+    """The scan's settings for this transaction only (escape_vo.db.hnsw), for a search whose
+    index scan must yield `rows` rows: k + 1 for a spectrum's neighbours, which the spectrum
+    itself heads before it is left out, as TOP k + 1 in ADQL does. An answer of k rows
+    whatever the index's candidates lose to the conditions after it (the query spectrum, an
+    older version still being replaced). One statement: one message in a pipeline."""
+    return scan_settings(rows, local=True)
 
 
 def check_k(k: int) -> None:
@@ -151,7 +152,7 @@ async def similar_async(pool, did: str, model: str | None, k: int) -> list[Neigh
                 raise SearchError("no embedding model has been applied yet (escape-vo embed apply)")
         status_sql = _STATUS.format(m=sql.Literal(model), d=sql.Literal(did))
         async with conn.pipeline(), conn.transaction():
-            await conn.execute(settings_sql(k))
+            await conn.execute(settings_sql(k + 1))
             status_cur = await conn.execute(status_sql)
             found_cur = await conn.execute(neighbours_sql(model, did, k))
         status = await status_cur.fetchone()
@@ -197,6 +198,6 @@ def similar(conn: psycopg.Connection, did: str, model: str | None, k: int) -> li
     status = conn.execute(_STATUS.format(m=sql.Literal(model), d=sql.Literal(did))).fetchone()
     _explain(model, did, status, available)
     with conn.transaction():
-        conn.execute(settings_sql(k))
+        conn.execute(settings_sql(k + 1))
         rows = conn.execute(neighbours_sql(model, did, k)).fetchall()
     return [Neighbour(*row) for row in rows]
