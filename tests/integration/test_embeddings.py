@@ -536,6 +536,31 @@ def test_map_page_points_and_preprocessed_spectra(embedded, server) -> None:
     assert all(m["n_vectors"] == 200 for m in models if m["current"])
 
 
+def test_a_map_of_more_spectra_than_it_draws_is_a_sample_that_says_so(
+    embedded, server, monkeypatch
+) -> None:
+    """Past MAX_MAP_POINTS the map gets a fixed sample, not the first spectra by id, with
+    the oddest always in it (the page lists them) and the total given."""
+    from escape_vo.embeddings import map_web
+
+    monkeypatch.setattr(map_web, "MAX_MAP_POINTS", 50)
+    monkeypatch.setattr(map_web, "ODDEST_KEPT", 10)
+    url = f"{server.url}/embeddings/map/points"
+    d = httpx.get(url, params={"model": "pca"}).json()
+    assert (d["n"], d["total"], len(d["id"]), len(d["lon"])) == (50, 200, 50, 50)
+    settings, _ = embedded
+    with psycopg.connect(settings.database_url) as conn:
+        ids = [r[0] for r in conn.execute(
+            "SELECT spectrum_id FROM embeddings.spectrum_embeddings WHERE model = 'pca' "
+            "ORDER BY anomaly_score DESC, spectrum_id"
+        )]  # fmt: skip
+    assert set(ids[:10]) <= set(d["id"]) and d["id"] == sorted(d["id"])
+    assert d["id"] != sorted(ids)[:50] and max(d["id"]) > sorted(ids)[150]  # spread out
+    assert httpx.get(url, params={"model": "pca"}).json()["id"] == d["id"]  # the same sample
+    monkeypatch.setattr(map_web, "MAX_MAP_POINTS", 500)
+    assert httpx.get(url, params={"model": "pca"}).json()["total"] == 200
+
+
 def test_apply_after_new_ingests_embeds_only_the_new_spectra(embedded, tmp_path) -> None:
     from escape_vo.demo.generate import generate_demo
     from escape_vo.ingest.pipeline import ingest

@@ -29,7 +29,11 @@ from escape_vo.embeddings.search import default_model
 
 STATIC = Path(__file__).parent / "static"
 router = APIRouter(prefix="/embeddings", tags=["embeddings"])
+# More points than this are a sample: the ODDEST_KEPT highest anomaly scores (the page lists
+# the oddest spectra) and the rest by a hash of spectrum_id, so the same on every load and not
+# the oldest ingests; the page says "n of total".
 MAX_MAP_POINTS = 500_000
+ODDEST_KEPT = 100
 
 
 def _param(request: Request, *names: str) -> str | None:
@@ -48,7 +52,8 @@ async def map_page() -> FileResponse:
 
 @router.get("/map/points", summary="Points of the latent map (columnar JSON)")
 async def map_points(request: Request) -> Response:
-    """lon/lat on the latent sky of every embedded spectrum with what the map colours by;
+    """lon/lat on the latent sky of every embedded spectrum (or of a sample of MAX_MAP_POINTS,
+    with the total said) with what the map colours by;
     categories as codes into a list of names, numbers rounded: ~35 bytes per point. PostgreSQL
     builds the columns' JSON itself (Python would spend twice the query's time on it)."""
     model = _param(request, "model")
@@ -59,17 +64,20 @@ async def map_points(request: Request) -> Response:
         current = {r[0]: r[1] for r in await cur.fetchall()}
         model = model or default_model(list(current))
         if model is None:
-            return JSONResponse({"models": [], "model": None, "n": 0})
+            return JSONResponse({"models": [], "model": None, "n": 0, "total": 0})
         if model not in current:
             names = ", ".join(current) or "none"
             return JSONResponse(
                 {"error": f"model {model!r} has no applied version (available: {names})"}, 400
             )
         cur = await conn.execute(
-            sql.SQL(_POINTS_SQL).format(m=sql.Literal(model), n=sql.Literal(MAX_MAP_POINTS))
+            sql.SQL(_POINTS_SQL).format(
+                m=sql.Literal(model), n=sql.Literal(MAX_MAP_POINTS), keep=sql.Literal(ODDEST_KEPT)
+            )
         )
-        n, columns = await cur.fetchone()
-    head = {"models": list(current), "model": model, "version": current[model], "n": n}
+        n, total, columns = await cur.fetchone()
+    head = {"models": list(current), "model": model, "version": current[model], "n": n,
+            "total": total or 0}  # fmt: skip
     body = json.dumps(head, separators=(",", ":"))[:-1] + "," + columns[1:]
     return Response(body, media_type="application/json")
 
@@ -96,12 +104,17 @@ def _json_codes(column: str, table: str) -> str:
 
 
 _POINTS_SQL = f"""
-WITH p AS (
+WITH ranked AS (
     SELECT e.spectrum_id AS id, e.lon, e.lat, e.anomaly_score AS anomaly, s.snr,
-           coalesce(e.instrument, '?') AS inst, coalesce(e.target_class, 'unclassified') AS cls
+           coalesce(e.instrument, '?') AS inst, coalesce(e.target_class, 'unclassified') AS cls,
+           count(*) OVER () AS total,
+           row_number() OVER (ORDER BY nullif(e.anomaly_score, 'NaN') DESC NULLS LAST,
+                              e.spectrum_id) AS odd_rank
     FROM embeddings.spectrum_embeddings AS e
     JOIN archive.spectra AS s ON s.spectrum_id = e.spectrum_id
-    WHERE e.model = {{m}} ORDER BY e.spectrum_id LIMIT {{n}}
+    WHERE e.model = {{m}}
+), p AS (
+    SELECT * FROM ranked ORDER BY odd_rank > {{keep}}, hashint8(id), id LIMIT {{n}}
 ), insts AS (
     SELECT inst, row_number() OVER (ORDER BY inst COLLATE "C") - 1 AS inst_code
     FROM (SELECT DISTINCT inst FROM p) AS d
@@ -111,7 +124,7 @@ WITH p AS (
 ), c AS (
     SELECT p.*, inst_code, cls_code FROM p JOIN insts USING (inst) JOIN clss USING (cls)
 )
-SELECT count(*), json_build_object(
+SELECT count(*), max(total), json_build_object(
     'id', {_json_column("id")},
     'lon', {_json_column(_json_number("lon", 3))},
     'lat', {_json_column(_json_number("lat", 3))},
