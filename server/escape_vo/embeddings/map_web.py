@@ -70,12 +70,13 @@ async def map_points(request: Request) -> Response:
             return JSONResponse(
                 {"error": f"model {model!r} has no applied version (available: {names})"}, 400
             )
-        cur = await conn.execute(
-            sql.SQL(_POINTS_SQL).format(
-                m=sql.Literal(model), n=sql.Literal(MAX_MAP_POINTS), keep=sql.Literal(ODDEST_KEPT)
-            )
-        )
+        # every point, with one more to learn whether there are too many; if so, the sample
+        # (its two sorts would double the time of the common case)
+        cur = await conn.execute(_points_sql(_ALL_POINTS, model, MAX_MAP_POINTS + 1))
         n, total, columns = await cur.fetchone()
+        if n > MAX_MAP_POINTS:
+            cur = await conn.execute(_points_sql(_SAMPLED_POINTS, model, MAX_MAP_POINTS))
+            n, total, columns = await cur.fetchone()
     head = {"models": list(current), "model": model, "version": current[model], "n": n,
             "total": total or 0}  # fmt: skip
     body = json.dumps(head, separators=(",", ":"))[:-1] + "," + columns[1:]
@@ -103,8 +104,16 @@ def _json_codes(column: str, table: str) -> str:
     )
 
 
-_POINTS_SQL = f"""
-WITH ranked AS (
+_ALL_POINTS = """WITH p AS (
+    SELECT e.spectrum_id AS id, e.lon, e.lat, e.anomaly_score AS anomaly, s.snr,
+           coalesce(e.instrument, '?') AS inst, coalesce(e.target_class, 'unclassified') AS cls,
+           NULL::bigint AS total
+    FROM embeddings.spectrum_embeddings AS e
+    JOIN archive.spectra AS s ON s.spectrum_id = e.spectrum_id
+    WHERE e.model = {m} ORDER BY e.spectrum_id LIMIT {n}
+)"""
+# the ODDEST_KEPT highest scores first, then by a hash of the id; with the total
+_SAMPLED_POINTS = """WITH ranked AS (
     SELECT e.spectrum_id AS id, e.lon, e.lat, e.anomaly_score AS anomaly, s.snr,
            coalesce(e.instrument, '?') AS inst, coalesce(e.target_class, 'unclassified') AS cls,
            count(*) OVER () AS total,
@@ -112,10 +121,12 @@ WITH ranked AS (
                               e.spectrum_id) AS odd_rank
     FROM embeddings.spectrum_embeddings AS e
     JOIN archive.spectra AS s ON s.spectrum_id = e.spectrum_id
-    WHERE e.model = {{m}}
+    WHERE e.model = {m}
 ), p AS (
-    SELECT * FROM ranked ORDER BY odd_rank > {{keep}}, hashint8(id), id LIMIT {{n}}
-), insts AS (
+    SELECT * FROM ranked ORDER BY odd_rank > {keep}, hashint8(id), id LIMIT {n}
+)"""
+# the columns' JSON, from p (either of the above): count, total (NULL: count), JSON
+_POINTS_JSON = f""", insts AS (
     SELECT inst, row_number() OVER (ORDER BY inst COLLATE "C") - 1 AS inst_code
     FROM (SELECT DISTINCT inst FROM p) AS d
 ), clss AS (
@@ -124,7 +135,7 @@ WITH ranked AS (
 ), c AS (
     SELECT p.*, inst_code, cls_code FROM p JOIN insts USING (inst) JOIN clss USING (cls)
 )
-SELECT count(*), max(total), json_build_object(
+SELECT count(*), coalesce(max(total), count(*)), json_build_object(
     'id', {_json_column("id")},
     'lon', {_json_column(_json_number("lon", 3))},
     'lat', {_json_column(_json_number("lat", 3))},
@@ -135,6 +146,12 @@ SELECT count(*), max(total), json_build_object(
 )::text
 FROM c
 """
+
+
+def _points_sql(rows: str, model: str, n: int) -> sql.Composed:
+    return sql.SQL(rows + _POINTS_JSON).format(
+        m=sql.Literal(model), n=sql.Literal(n), keep=sql.Literal(ODDEST_KEPT)
+    )
 
 
 @router.get("/spectra/{spectrum_id}", summary="A preprocessed spectrum on its model grid (JSON)")
