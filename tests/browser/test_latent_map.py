@@ -6,12 +6,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import psycopg
 import pytest
 
 from tests.browser.conftest import ARTIFACTS, Console
 from tests.conftest import LiveServer
-from tests.fixtures.embedded import SECOND_OF_SEVERAL, SINGLE, embedded_archive, stored_file
+from tests.fixtures.embedded import (
+    SECOND_OF_SEVERAL,
+    SINGLE,
+    embedded_archive,
+    oddest_ids,
+    stored_file,
+)
 
 
 @pytest.fixture(scope="module")
@@ -77,11 +82,7 @@ def test_a_spectrum_of_ones_own_lands_on_the_map(browser, map_site, tmp_path) ->
 
 def test_the_oddest_spectra_are_listed_and_shown_against_the_rebuild(browser, map_site) -> None:
     url, settings = map_site
-    with psycopg.connect(settings.database_url) as conn:
-        top = [r[0] for r in conn.execute(
-            "SELECT spectrum_id FROM embeddings.spectrum_embeddings WHERE model = 'pca' "
-            "ORDER BY anomaly_score DESC LIMIT 15"
-        )]  # fmt: skip
+    top = oddest_ids(settings, "pca", 15)
     with _map_page(browser, url, "latent_map_oddest.png") as (page, _):
         page.wait_for_selector("#odd tr.nb")
         ids = [int(x) for x in page.locator("#odd tr.nb td:last-child").all_inner_texts()]

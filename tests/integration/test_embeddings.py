@@ -31,6 +31,7 @@ from tests.fixtures.embedded import (
     SECOND_OF_SEVERAL,
     SINGLE,
     embedded_archive,
+    oddest_ids,
     stored_file,
 )
 
@@ -548,12 +549,7 @@ def test_a_map_of_more_spectra_than_it_draws_is_a_sample_that_says_so(
     url = f"{server.url}/embeddings/map/points"
     d = httpx.get(url, params={"model": "pca"}).json()
     assert (d["n"], d["total"], len(d["id"]), len(d["lon"])) == (50, 200, 50, 50)
-    settings, _ = embedded
-    with psycopg.connect(settings.database_url) as conn:
-        ids = [r[0] for r in conn.execute(
-            "SELECT spectrum_id FROM embeddings.spectrum_embeddings WHERE model = 'pca' "
-            "ORDER BY anomaly_score DESC, spectrum_id"
-        )]  # fmt: skip
+    ids = oddest_ids(embedded[0], "pca")
     assert set(ids[:10]) <= set(d["id"]) and d["id"] == sorted(d["id"])
     assert d["id"] != sorted(ids)[:50] and max(d["id"]) > sorted(ids)[150]  # spread out
     assert httpx.get(url, params={"model": "pca"}).json()["id"] == d["id"]  # the same sample
