@@ -127,7 +127,8 @@ def _page(base: str, chosen: list[int]) -> dict:
                 """async (id) => { const t = performance.now();
                 await select(state.index.get(id));
                 if (!document.querySelector('#nbs tr.nb')) throw new Error('no neighbours');
-                return [performance.now() - t, state.nbs.length]; }""",
+                const listed = document.querySelectorAll('#nbs tr.nb').length;
+                return [performance.now() - t, listed]; }""",
                 sid,
             )
             for sid in chosen  # a sample (past MAX_MAP_POINTS) may leave some out
