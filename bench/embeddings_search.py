@@ -134,6 +134,19 @@ def _search(url: str, vectors: np.ndarray) -> dict:
     }
 
 
+RARE_CONDITION = " AND instrument = 'RARE'"
+
+
+def _similar_adql(q: int, cond: str) -> str:
+    """TOP K nearest to row q by ivo_embedding_distance, row q left out, plus `cond`."""
+    did = f"ivo://bench.example/spectra?{q + 1}"
+    return (
+        f"SELECT TOP {K} spectrum_id, ivo_embedding_distance(vector, '{MODEL}', '{did}') "
+        f"AS d FROM embeddings.spectrum_embeddings WHERE model = '{MODEL}' "
+        f"AND spectrum_id <> {q + 1}{cond} ORDER BY d"
+    )
+
+
 def _adql(
     client: httpx.Client, base: str, url: str, vectors: np.ndarray, queries: np.ndarray
 ) -> dict:
@@ -141,15 +154,10 @@ def _adql(
     1 % of the rows (each query spectrum left out of the answer by the condition too)."""
     rare = _rare(len(vectors))
     out: dict = {}
-    for label, cond, among in (("adql", "", None), ("adql_rare", " AND instrument = 'RARE'", rare)):
+    for label, cond, among in (("adql", "", None), ("adql_rare", RARE_CONDITION, rare)):
         times, answers = [], []
         for q in queries:
-            did = f"ivo://bench.example/spectra?{q + 1}"
-            adql = (
-                f"SELECT TOP {K} spectrum_id, ivo_embedding_distance(vector, '{MODEL}', '{did}') "
-                f"AS d FROM embeddings.spectrum_embeddings WHERE model = '{MODEL}' "
-                f"AND spectrum_id <> {q + 1}{cond} ORDER BY d"
-            )
+            adql = _similar_adql(int(q), cond)
             t = time.perf_counter()
             r = client.post(
                 f"{base}/tap/sync", data={"LANG": "ADQL", "QUERY": adql, "RESPONSEFORMAT": "csv"}
@@ -180,13 +188,7 @@ def _default_rows(url: str, queries: np.ndarray) -> float:
     rows = []
     with psycopg.connect(url) as conn:
         for q in queries:
-            did = f"ivo://bench.example/spectra?{q + 1}"
-            t = translate(
-                f"SELECT TOP {K} spectrum_id, ivo_embedding_distance(vector, '{MODEL}', '{did}') "
-                f"AS d FROM embeddings.spectrum_embeddings WHERE model = '{MODEL}' "
-                f"AND spectrum_id <> {q + 1} AND instrument = 'RARE' ORDER BY d",
-                catalog,
-            )
+            t = translate(_similar_adql(int(q), RARE_CONDITION), catalog)
             rows.append(len(conn.execute(t.sql).fetchall()))
     return round(float(np.mean(rows)), 2)
 

@@ -268,7 +268,7 @@ def _udf(tr, name: str, args: list[Typed], pos) -> Typed:
             raise error_at(f"{name}: {pname} cannot be {a.describe()}", pos)
     sql = fn.template.format(*(a.sql for a in args))
     if fn.setup is not None:
-        tr.needs_setup(fn)
+        tr.needs_setup(fn.setup)
     t = ty.Typed(
         sql=sql,
         kind="str" if fn.datatype == "char" else "num",

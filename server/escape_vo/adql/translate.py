@@ -8,6 +8,7 @@ is expanded here, so the result metadata is exact and the SQL names every column
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass, fields, is_dataclass, replace
 
 from escape_vo.schema.model import Column
@@ -33,7 +34,7 @@ from .scope import (
 )
 from .sqltext import float_literal, quote_ident
 from .types import Typed
-from .udf import UDFS, Udf
+from .udf import UDFS
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +72,7 @@ class _Translator(ExpressionTranslator):
         self.tables: set[str] = set()
         self.ctes: dict[str, CommonResult] = {}
         self.seed: float | None = None
-        self.udf_setups: list[Udf] = []  # functions used whose Udf.setup must run first
+        self.setups: list[Callable[[int | None], str]] = []  # Udf.setup of the functions used
         self.most_rows: int | None = None  # the largest LIMIT + OFFSET of any SELECT
 
     def statement(self, stmt: ast.Statement, max_rows: int | None) -> Translation:
@@ -85,7 +86,7 @@ class _Translator(ExpressionTranslator):
         sql = main.sql
         if parts:
             sql = "WITH " + ", ".join(parts) + " " + sql
-        setup = tuple(u.setup(self.most_rows) for u in self.udf_setups if u.setup is not None)
+        setup = tuple(make(self.most_rows) for make in self.setups)
         if self.seed is not None:
             setup += (f"SELECT setseed({float_literal(self.seed)})",)
         return Translation(
@@ -103,9 +104,9 @@ class _Translator(ExpressionTranslator):
             raise error_at("RAND(seed): a query can use only one seed", pos)
         self.seed = value
 
-    def needs_setup(self, udf: Udf) -> None:
-        if udf not in self.udf_setups:
-            self.udf_setups.append(udf)
+    def needs_setup(self, make: Callable[[int | None], str]) -> None:
+        if make not in self.setups:
+            self.setups.append(make)
 
     # ---- queries ----
 

@@ -104,26 +104,24 @@ def _json_codes(column: str, table: str) -> str:
     )
 
 
-_ALL_POINTS = """WITH p AS (
-    SELECT e.spectrum_id AS id, e.lon, e.lat, e.anomaly_score AS anomaly, s.snr,
-           coalesce(e.instrument, '?') AS inst, coalesce(e.target_class, 'unclassified') AS cls,
-           NULL::bigint AS total
-    FROM embeddings.spectrum_embeddings AS e
+# what the map shows of each point, from the model's embedded spectra
+_POINT = """e.spectrum_id AS id, e.lon, e.lat, e.anomaly_score AS anomaly, s.snr,
+           coalesce(e.instrument, '?') AS inst, coalesce(e.target_class, 'unclassified') AS cls"""
+_POINT_FROM = """FROM embeddings.spectrum_embeddings AS e
     JOIN archive.spectra AS s ON s.spectrum_id = e.spectrum_id
-    WHERE e.model = {m} ORDER BY e.spectrum_id LIMIT {n}
+    WHERE e.model = {m}"""
+_ALL_POINTS = f"""WITH p AS (
+    SELECT {_POINT}, NULL::bigint AS total
+    {_POINT_FROM} ORDER BY e.spectrum_id LIMIT {{n}}
 )"""
 # the ODDEST_KEPT highest scores first, then by a hash of the id; with the total
-_SAMPLED_POINTS = """WITH ranked AS (
-    SELECT e.spectrum_id AS id, e.lon, e.lat, e.anomaly_score AS anomaly, s.snr,
-           coalesce(e.instrument, '?') AS inst, coalesce(e.target_class, 'unclassified') AS cls,
-           count(*) OVER () AS total,
+_SAMPLED_POINTS = f"""WITH ranked AS (
+    SELECT {_POINT}, count(*) OVER () AS total,
            row_number() OVER (ORDER BY nullif(e.anomaly_score, 'NaN') DESC NULLS LAST,
                               e.spectrum_id) AS odd_rank
-    FROM embeddings.spectrum_embeddings AS e
-    JOIN archive.spectra AS s ON s.spectrum_id = e.spectrum_id
-    WHERE e.model = {m}
+    {_POINT_FROM}
 ), p AS (
-    SELECT * FROM ranked ORDER BY odd_rank > {keep}, hashint8(id), id LIMIT {n}
+    SELECT * FROM ranked ORDER BY odd_rank > {{keep}}, hashint8(id), id LIMIT {{n}}
 )"""
 # the columns' JSON, from p (either of the above): count, total (NULL: count), JSON
 _POINTS_JSON = f""", insts AS (
