@@ -117,3 +117,34 @@ def test_a_file_of_several_spectra_asks_which_one(browser, map_site, tmp_path) -
         assert page.evaluate("state.mine !== null")
         first.click()
         page.wait_for_function(f"document.getElementById('side').textContent.includes('{did}')")
+
+
+def test_neighbours_outside_the_maps_sample_are_ringed_and_open(
+    browser, map_site, monkeypatch
+) -> None:
+    """Past MAX_MAP_POINTS the map draws a sample; a neighbour it leaves out is still ringed
+    where the model puts it, and its row opens it."""
+    from escape_vo.embeddings import map_web
+
+    url, _ = map_site
+    monkeypatch.setattr(map_web, "MAX_MAP_POINTS", 30)
+    monkeypatch.setattr(map_web, "ODDEST_KEPT", 5)
+    with _map_page(browser, url, "latent_map_sample.png") as (page, _):
+        page.wait_for_function(
+            "document.getElementById('status').textContent.includes('30 of 80 spectra')"
+        )
+        drawn = set(page.evaluate("state.data.id"))
+        with page.expect_response(lambda r: "/embeddings/similar" in r.url) as similar:
+            page.locator("#odd tr.nb").first.click()
+        table = similar.value.json()
+        column = [m["name"] for m in table["metadata"]].index("spectrum_id")
+        ids = [row[column] for row in table["data"]]
+        page.wait_for_selector("#nbs tr.nb")
+        assert page.evaluate("state.nbs.length") == len(ids) == 10  # drawn or not, all ringed
+        outside = [k for k, sid in enumerate(ids) if sid not in drawn]
+        assert outside, "the sample drew every neighbour: nothing to check"
+        with page.expect_response(lambda r: "/embeddings/spectra/" in r.url) as answer:
+            page.locator("#nbs tr.nb").nth(outside[0]).click()
+        assert answer.value.json()["spectrum_id"] == ids[outside[0]]
+        page.wait_for_function("document.getElementById('side').textContent.includes('not drawn')")
+        assert page.evaluate("state.sel === -1 && state.at !== null")
