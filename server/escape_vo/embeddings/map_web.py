@@ -72,7 +72,7 @@ async def map_points(request: Request) -> Response:
             )
         # counting up to one more than fit (an index-only scan) says which query: the sample's
         # two sorts would double the time of the common case, and building every point's
-        # JSON only to learn there are too many cost a second at 600,000
+        # JSON only to learn there are too many took 1.8 s at 600,000
         cur = await conn.execute(_TOO_MANY, (model, MAX_MAP_POINTS + 1))
         (count,) = await cur.fetchone()
         rows = _SAMPLED_POINTS if count > MAX_MAP_POINTS else _ALL_POINTS
