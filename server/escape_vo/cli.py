@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -47,11 +48,22 @@ def _settings(host: str | None = None, port: int | None = None) -> Settings:
     return s.model_copy(update=updates) if updates else s
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _serve(settings: Settings, url: str, workers: int) -> None:
+    """Serve until Ctrl-C or SIGTERM (`docker stop`, `systemctl stop`, `kill`), which stop alike.
+
+    uvicorn shuts down gracefully on either, then raises the signal again. SIGTERM's default
+    action would then end the process before the caller's `with database(...)` releases its
+    lease, leaving the embedded PostgreSQL it started running; as KeyboardInterrupt it unwinds
+    like Ctrl-C does and the server is stopped when no other process holds it."""
     import uvicorn
 
     from escape_vo.web.app import create_app
 
+    signal.signal(signal.SIGTERM, _interrupt)
     click.echo(f"escape-vo serving {settings.base_url}/  (data in {settings.data_dir})", err=True)
     if workers > 1:
         os.environ["ESCAPE_VO_DB_URL"] = url

@@ -1,7 +1,8 @@
 """`escape-vo demo`, `serve` and `ingest` as a user runs them: real processes, real HTTP.
 
-Covers the foundation's promises: demo data on first run only, Ctrl-C stops everything cleanly,
-and `escape-vo ingest` works on the same DATA_DIR while the demo is serving.
+Covers the foundation's promises: demo data on first run only, Ctrl-C and SIGTERM (`docker stop`,
+`kill`) stop everything cleanly, and `escape-vo ingest` works on the same DATA_DIR while the demo
+is serving.
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 240) -> dict:
     raise AssertionError(f"{url} did not answer within {timeout} s")
 
 
-def _stop(proc: subprocess.Popen) -> str:
-    proc.send_signal(signal.SIGINT)  # what Ctrl-C does
+def _stop(proc: subprocess.Popen, sig: int = signal.SIGINT) -> str:
+    """Stop as Ctrl-C does (SIGINT), or as `docker stop` and `kill` do (SIGTERM)."""
+    proc.send_signal(sig)
     try:
         _, err = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
@@ -125,7 +127,9 @@ def test_demo_first_run_ingest_while_serving_ctrl_c_and_second_run(run_dir: Path
         stats2 = _wait_http(f"http://127.0.0.1:{port}/stats", demo2)
         assert stats2["spectra"] == after["spectra"]
     finally:
-        err2 = _stop(demo2)
+        err2 = _stop(demo2, signal.SIGTERM)
+    assert not EmbeddedPostgres(data_dir).is_running(), "SIGTERM stops the database too"
+    assert not list(EmbeddedPostgres(data_dir).leases.glob("*")), "nor a lease behind"
     assert "already loaded" in err2
     assert "generating" in err and "generating" not in err2
 
