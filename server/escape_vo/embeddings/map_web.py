@@ -70,16 +70,16 @@ async def map_points(request: Request) -> Response:
             return JSONResponse(
                 {"error": f"model {model!r} has no applied version (available: {names})"}, 400
             )
-        # counting up to one more than fit (an index-only scan) says which query: the sample's
-        # two sorts would double the time of the common case, and building every point's
-        # JSON only to learn there are too many took 1.8 s at 600,000
-        cur = await conn.execute(_TOO_MANY, (model, MAX_MAP_POINTS + 1))
-        (count,) = await cur.fetchone()
-        rows = _SAMPLED_POINTS if count > MAX_MAP_POINTS else _ALL_POINTS
+        # the count (from the primary key) says which query: the sample's two sorts would
+        # double the time of the common case, and building every point's JSON only to learn
+        # there are too many took 1.8 s at 600,000
+        cur = await conn.execute(_COUNT, (model,))
+        (total,) = await cur.fetchone()
+        rows = _SAMPLED_POINTS if total > MAX_MAP_POINTS else _ALL_POINTS
         cur = await conn.execute(_points_sql(rows, model, MAX_MAP_POINTS))
-        n, total, columns = await cur.fetchone()
+        n, columns = await cur.fetchone()
     head = {"models": list(current), "model": model, "version": current[model], "n": n,
-            "total": total or 0}  # fmt: skip
+            "total": total}  # fmt: skip
     body = json.dumps(head, separators=(",", ":"))[:-1] + "," + columns[1:]
     return Response(body, media_type="application/json")
 
@@ -105,13 +105,11 @@ def _json_codes(column: str, table: str) -> str:
     )
 
 
-# the current version's vectors, up to a limit: an index-only scan of the primary key (every
-# vector has its spectrum: the foreign key cascades)
-_TOO_MANY = """SELECT count(*) FROM (
-    SELECT FROM embeddings.vectors AS v
+# the current version's vectors (each has its spectrum: the foreign key cascades), counted
+# from the primary key
+_COUNT = """SELECT count(*) FROM embeddings.vectors AS v
     JOIN embeddings.models AS m ON m.name = v.model AND m.version = v.version AND m.is_current
-    WHERE v.model = %s LIMIT %s
-) AS t"""
+    WHERE v.model = %s"""
 # what the map shows of each point, from the model's embedded spectra
 _POINT = """e.spectrum_id AS id, e.lon, e.lat, e.anomaly_score AS anomaly, s.snr,
            coalesce(e.instrument, '?') AS inst, coalesce(e.target_class, 'unclassified') AS cls"""
@@ -119,19 +117,20 @@ _POINT_FROM = """FROM embeddings.spectrum_embeddings AS e
     JOIN archive.spectra AS s ON s.spectrum_id = e.spectrum_id
     WHERE e.model = {m}"""
 _ALL_POINTS = f"""WITH p AS (
-    SELECT {_POINT}, NULL::bigint AS total
+    SELECT {_POINT}
     {_POINT_FROM} ORDER BY e.spectrum_id LIMIT {{n}}
 )"""
-# the ODDEST_KEPT highest scores first, then by a hash of the id; with the total
+# the ODDEST_KEPT highest scores first, then by a hash of the id
 _SAMPLED_POINTS = f"""WITH ranked AS (
-    SELECT {_POINT}, count(*) OVER () AS total,
+    SELECT {_POINT},
            row_number() OVER (ORDER BY nullif(e.anomaly_score, 'NaN') DESC NULLS LAST,
                               e.spectrum_id) AS odd_rank
     {_POINT_FROM}
 ), p AS (
-    SELECT * FROM ranked ORDER BY odd_rank > {{keep}}, hashint8(id), id LIMIT {{n}}
+    SELECT id, lon, lat, anomaly, snr, inst, cls FROM ranked
+    ORDER BY odd_rank > {{keep}}, hashint8(id), id LIMIT {{n}}
 )"""
-# the columns' JSON, from p (either of the above): count, total (NULL: count), JSON
+# the columns' JSON, from p (either of the above): count, JSON
 _POINTS_JSON = f""", insts AS (
     SELECT inst, row_number() OVER (ORDER BY inst COLLATE "C") - 1 AS inst_code
     FROM (SELECT DISTINCT inst FROM p) AS d
@@ -141,7 +140,7 @@ _POINTS_JSON = f""", insts AS (
 ), c AS (
     SELECT p.*, inst_code, cls_code FROM p JOIN insts USING (inst) JOIN clss USING (cls)
 )
-SELECT count(*), coalesce(max(total), count(*)), json_build_object(
+SELECT count(*), json_build_object(
     'id', {_json_column("id")},
     'lon', {_json_column(_json_number("lon", 3))},
     'lat', {_json_column(_json_number("lat", 3))},
