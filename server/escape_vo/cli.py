@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
 import warnings
 from pathlib import Path
@@ -18,6 +17,7 @@ import click
 from escape_vo.embeddings.cli import embed as embed_command
 from escape_vo.harvest.cli import harvest as harvest_command
 from escape_vo.settings import Settings, get_settings
+from escape_vo.stopping import stop_on_sigterm
 from escape_vo.uws.cli import worker as worker_command
 from escape_vo.web.docs_cli import docs as docs_command
 
@@ -40,6 +40,7 @@ def _setup_logging(verbose: bool) -> None:
 def main(verbose: bool) -> None:
     """escape-vo: a Virtual Observatory archive of spectra (TAP, SSA, DataLink, SODA)."""
     _setup_logging(verbose)
+    stop_on_sigterm()
 
 
 def _settings(host: str | None = None, port: int | None = None) -> Settings:
@@ -48,22 +49,16 @@ def _settings(host: str | None = None, port: int | None = None) -> Settings:
     return s.model_copy(update=updates) if updates else s
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def _serve(settings: Settings, url: str, workers: int) -> None:
     """Serve until Ctrl-C or SIGTERM (`docker stop`, `systemctl stop`, `kill`), which stop alike.
 
-    uvicorn shuts down gracefully on either, then raises the signal again. SIGTERM's default
-    action would then end the process before the caller's `with database(...)` releases its
-    lease, leaving the embedded PostgreSQL it started running; as KeyboardInterrupt it unwinds
-    like Ctrl-C does and the server is stopped when no other process holds it."""
+    uvicorn shuts down gracefully on either, then raises the signal again; main() made SIGTERM
+    a KeyboardInterrupt (escape_vo.stopping), so it unwinds like Ctrl-C and the caller's `with
+    database(...)` stops the server when no other process holds it."""
     import uvicorn
 
     from escape_vo.web.app import create_app
 
-    signal.signal(signal.SIGTERM, _interrupt)
     click.echo(f"escape-vo serving {settings.base_url}/  (data in {settings.data_dir})", err=True)
     if workers > 1:
         os.environ["ESCAPE_VO_DB_URL"] = url

@@ -154,3 +154,39 @@ def test_ingest_cli_without_a_running_server_starts_and_stops_the_database(
         [*ESCAPE_VO, "db", "status"], env=env, capture_output=True, text=True, timeout=60
     )
     assert "running:  no" in status.stdout
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_command_that_started_the_database(run_dir: Path, tmp_path: Path) -> None:
+    """`kill` of `embed train` mid-training: the command aborts as on Ctrl-C, stops the
+    embedded PostgreSQL it started, leaves no lease and no half-trained model version."""
+    data_dir = run_dir / "sigterm-cli"
+    generate_demo(tmp_path / "files", n_spectra=300, seed=5, workers=1)
+    env = _env(data_dir, free_port())
+    ingest = [*ESCAPE_VO, "ingest", str(tmp_path / "files")]
+    assert subprocess.run(ingest, env=env, capture_output=True, timeout=300).returncode == 0
+    train = subprocess.Popen(
+        [*ESCAPE_VO, "embed", "train", "--model", "autoencoder"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert train.stderr is not None
+        for line in train.stderr:  # the resampling bar is written when it ends: training starts
+            if line.startswith("resampling spectra"):
+                break
+        else:
+            raise AssertionError(f"train ended early with {train.wait()}")
+        train.send_signal(signal.SIGTERM)
+        _, err = train.communicate(timeout=60)
+    finally:
+        train.kill()
+    assert train.returncode == 1 and "Aborted!" in err, err[-3000:]
+    assert not EmbeddedPostgres(data_dir).is_running(), "SIGTERM stops the database it started"
+    assert not list(EmbeddedPostgres(data_dir).leases.glob("*")), "nor a lease behind"
+    models = subprocess.run(
+        [*ESCAPE_VO, "embed", "models"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert models.returncode == 0, models.stderr
+    assert "autoencoder" not in models.stdout

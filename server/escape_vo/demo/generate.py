@@ -21,6 +21,7 @@ from escape_vo.demo.badfiles import write_bad_files
 from escape_vo.demo.formats import WRITERS
 from escape_vo.demo.instruments import FILE_FORMAT
 from escape_vo.demo.plan import FileJob, make_plan
+from escape_vo.stopping import stopping_worker
 
 __all__ = ["DemoTruth", "generate_demo", "write_bad_files"]
 
@@ -123,7 +124,7 @@ def generate_demo(
         results = [_build(dest, job, s) for job, s in zip(jobs, seeds, strict=True)]
     else:
         chunk = max(1, len(jobs) // (n_workers * 16))
-        with ProcessPoolExecutor(max_workers=n_workers) as pool:
+        with ProcessPoolExecutor(max_workers=n_workers, initializer=stopping_worker) as pool:
             results = list(pool.map(_build, [dest] * len(jobs), jobs, seeds, chunksize=chunk))
     truths = [t for file_truths in results for t in file_truths]
     text = json.dumps([asdict(t) for t in truths], indent=1)

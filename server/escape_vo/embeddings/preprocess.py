@@ -22,6 +22,7 @@ import psycopg
 
 from escape_vo.embeddings.grid import GRIDS, Grid, NoCoverage, resample
 from escape_vo.embeddings.progress import progress_bar
+from escape_vo.stopping import stopping_worker
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ def _run(jobs: list, n_workers: int, batch_files: int) -> Iterator[list]:
         results = map(_resample_file, jobs)
         pool = None
     else:
-        pool = ProcessPoolExecutor(n_workers)
+        pool = ProcessPoolExecutor(n_workers, initializer=stopping_worker)
         results = pool.map(_resample_file, jobs, chunksize=max(1, min(16, len(jobs) // 64)))
     try:
         batch: list = []

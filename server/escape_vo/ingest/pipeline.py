@@ -26,6 +26,7 @@ from escape_vo.ingest.model import NotASpectrum, SpectrumRecord, UnreadableFile
 from escape_vo.ingest.positions import healpix_index, to_icrs
 from escape_vo.ingest.readers import read_spectra
 from escape_vo.schema.model import find_table
+from escape_vo.stopping import stopping_worker
 
 SUFFIXES = (".fits", ".fits.gz", ".fit", ".fit.gz", ".fts", ".fts.gz")
 BATCH_ROWS = 1000
@@ -143,6 +144,7 @@ _pool_worker: _Worker | None = None  # one per pool process
 
 def _init_pool_worker(db_url: str, store_url: str) -> None:
     global _pool_worker
+    stopping_worker()
     _pool_worker = _Worker(db_url, store_url)
 
 
