@@ -12,7 +12,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from escape_vo.schema.model import Table
 
 from . import ast
+from . import types as ty
 from .errors import error_at
+from .scope import RelColumn
 from .sqltext import quote_ident
 
 
@@ -39,6 +41,7 @@ class Catalog:
         self._sql_names = {k.lower(): v for k, v in (sql_names or {}).items()}
         self._by_name: dict[str, list[Table]] = {}
         self._by_qualified: dict[str, list[Table]] = {}
+        self._columns: dict[int, list[RelColumn]] = {}  # by id() of a table in self.tables
         for t in self.tables:
             self._by_name.setdefault(t.name.lower(), []).append(t)
             self._by_qualified.setdefault(t.qualified_name.lower(), []).append(t)
@@ -60,6 +63,16 @@ class Catalog:
         names = dict(self._sql_names)
         names.update({k.lower(): v for k, v in (sql_names or {}).items()})
         return Catalog([*self.tables, *extra], sql_names=names, permissive=self.permissive)
+
+    def columns(self, table: Table) -> list[RelColumn]:
+        """The typed columns of one of this catalog's tables, built on its first query only
+        (the service's catalog lives as long as the app; typing 34 columns was a fifth of
+        translating a simple query). Shared by every query: never modified."""
+        columns = self._columns.get(id(table))
+        if columns is None:
+            columns = [RelColumn(c.name, ty.from_column("", c), c) for c in table.columns]
+            self._columns[id(table)] = columns
+        return columns
 
     def sql_name(self, table: Table) -> str:
         schema, name = self._sql_names.get(table.qualified_name.lower(), (table.schema, table.name))

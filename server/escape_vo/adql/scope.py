@@ -80,14 +80,35 @@ def inherited_sky(outs: list[Out]) -> tuple[tuple[str, str, str], ...]:
     return tuple(found)
 
 
-@dataclass(eq=False, slots=True)
 class Visible:
-    """A column reachable without qualifier; `relation` None for a merged USING column."""
+    """A column reachable without qualifier; `relation` None for a merged USING column.
 
-    name: str
-    typed: Typed
-    relation: Relation | None
-    wildcard: bool = False  # all columns of an open relation (permissive catalog)
+    A table's columns are made visible with `of` and typed on first use: a query names few of
+    a table's dozens of columns, and typing them all took 40 % of translating a simple query."""
+
+    __slots__ = ("_column", "_typed", "name", "relation", "wildcard")
+
+    def __init__(
+        self, name: str, typed: Typed | None, relation: Relation | None, wildcard: bool = False
+    ) -> None:
+        self.name = name
+        self.relation = relation
+        self.wildcard = wildcard  # all columns of an open relation (permissive catalog)
+        self._typed = typed
+        self._column: RelColumn | None = None
+
+    @classmethod
+    def of(cls, rel: Relation, col: RelColumn) -> Visible:
+        visible = cls(col.name, None, rel)
+        visible._column = col
+        return visible
+
+    @property
+    def typed(self) -> Typed:
+        if self._typed is None:
+            assert self.relation is not None and self._column is not None
+            self._typed = self.relation.typed(self._column)
+        return self._typed
 
 
 @dataclass(slots=True)

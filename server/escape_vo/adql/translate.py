@@ -305,7 +305,7 @@ class _Translator(ExpressionTranslator):
         return self._relation_visible(rel)
 
     def _relation_visible(self, rel: Relation) -> list[Visible]:
-        out = [Visible(c.name, rel.typed(c), rel) for c in rel.columns]
+        out = [Visible.of(rel, c) for c in rel.columns]
         if rel.open:
             out.append(Visible("*", Typed(f"{rel.qual}.*", "any"), rel, wildcard=True))
         return out
@@ -361,14 +361,14 @@ class _Translator(ExpressionTranslator):
         rel = Relation(
             label=item.alias.name if item.alias else table.qualified_name,
             qual=quote_ident(item.alias.key) if item.alias else sql_name,
-            columns=[RelColumn(c.name, ty.from_column("", c), c) for c in table.columns],
+            columns=self.catalog.columns(table),
             table=table,
             alias=item.alias,
             sky=tuple((si.ra, si.dec, si.healpix) for si in table.sky_indexes),
             cells=tuple((si.ra, si.dec, si.cells) for si in table.sky_indexes if si.cells),
             cell_indexed=tuple(si.healpix for si in table.sky_indexes if si.cell_index),
         )
-        visible = [Visible(c.name, rel.typed(c), rel) for c in rel.columns]
+        visible = [Visible.of(rel, c) for c in rel.columns]
         return FromResult(sql_name + alias_sql, [rel], visible)
 
     def _join(self, node: ast.Join, outer: Scope | None) -> FromResult:
