@@ -38,7 +38,10 @@ def _setup_logging(verbose: bool) -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @click.version_option(package_name="escape-vo")
 def main(verbose: bool) -> None:
-    """escape-vo: a Virtual Observatory archive of spectra (TAP, SSA, DataLink, SODA)."""
+    """escape-vo: a Virtual Observatory archive of spectra (TAP, SSA, DataLink, SODA).
+
+    Ctrl-C and SIGTERM stop any command alike: what it had not committed is rolled back, and
+    an embedded PostgreSQL it started is stopped."""
     _setup_logging(verbose)
     stop_on_sigterm()
 
