@@ -69,7 +69,9 @@ def _points(url: str, base: str) -> dict:
             r = client.get(f"{base}/embeddings/map/points", params={"model": MODEL})
             http_s.append(time.perf_counter() - t)
             r.raise_for_status()
-            assert (r.json()["n"], r.json()["total"]) == (min(N, MAX_MAP_POINTS), N)
+            n, total = r.json()["n"], r.json()["total"]
+            drawn = N if N <= MAX_MAP_POINTS else MAX_MAP_POINTS  # a sample draws about as many
+            assert total == N and abs(n - drawn) <= 0.01 * drawn
     with psycopg.connect(url) as conn:
         for _ in range(5):
             t = time.perf_counter()

@@ -540,21 +540,36 @@ def test_map_page_points_and_preprocessed_spectra(embedded, server) -> None:
 def test_a_map_of_more_spectra_than_it_draws_is_a_sample_that_says_so(
     embedded, server, monkeypatch
 ) -> None:
-    """Past MAX_MAP_POINTS the map gets a fixed sample, not the first spectra by id, with
-    the oddest always in it (the page lists them) and the total given."""
+    """Past MAX_MAP_POINTS the map gets a fixed sample of about as many, not the first spectra
+    by id, with the oddest always in it (the page lists them) and the total given."""
     from escape_vo.embeddings import map_web
 
     monkeypatch.setattr(map_web, "MAX_MAP_POINTS", 50)
     monkeypatch.setattr(map_web, "ODDEST_KEPT", 10)
     url = f"{server.url}/embeddings/map/points"
     d = httpx.get(url, params={"model": "pca"}).json()
-    assert (d["n"], d["total"], len(d["id"]), len(d["lon"])) == (50, 200, 50, 50)
+    assert d["total"] == 200 and d["n"] == len(d["id"]) == len(d["lon"])
+    assert 30 <= d["n"] <= 70  # 10 + a quarter of the other 190 on average (sd 6)
     ids = oddest_ids(embedded[0], "pca")
     assert set(ids[:10]) <= set(d["id"]) and d["id"] == sorted(d["id"])
-    assert d["id"] != sorted(ids)[:50] and max(d["id"]) > sorted(ids)[150]  # spread out
+    assert d["id"] != sorted(ids)[: d["n"]] and max(d["id"]) > sorted(ids)[150]  # spread out
     assert httpx.get(url, params={"model": "pca"}).json()["id"] == d["id"]  # the same sample
     monkeypatch.setattr(map_web, "MAX_MAP_POINTS", 500)
     assert httpx.get(url, params={"model": "pca"}).json()["total"] == 200
+
+
+def test_the_maps_hash_bound_draws_the_share_asked_for(embedded) -> None:
+    """The sample's bound assumes PostgreSQL's hashint8 spreads ids evenly over int4."""
+    from escape_vo.embeddings.map_web import ODDEST_KEPT, _hash_below
+
+    with psycopg.connect(embedded[0].database_url) as conn:
+        (drawn,) = conn.execute(
+            "SELECT count(*) FROM generate_series(1, 600000) AS g WHERE hashint8(g) < %s",
+            (_hash_below(500_000, 600_000),),
+        ).fetchone()
+    assert abs(drawn - (500_000 - ODDEST_KEPT)) < 1500  # 5 standard deviations
+    assert _hash_below(ODDEST_KEPT, 600_000) == -(2**31)  # no more than the oddest: none by hash
+    assert _hash_below(700_000, 600_000) == 2**31  # all
 
 
 def test_apply_after_new_ingests_embeds_only_the_new_spectra(embedded, tmp_path) -> None:
