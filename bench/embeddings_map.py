@@ -70,7 +70,7 @@ def _points(url: str, base: str) -> dict:
             http_s.append(time.perf_counter() - t)
             r.raise_for_status()
             n, total = r.json()["n"], r.json()["total"]
-            drawn = N if N <= MAX_MAP_POINTS else MAX_MAP_POINTS  # a sample draws about as many
+            drawn = min(N, MAX_MAP_POINTS)  # a sample draws about as many
             assert total == N and abs(n - drawn) <= 0.01 * drawn
     with psycopg.connect(url) as conn:
         for _ in range(5):
