@@ -603,7 +603,8 @@ class Archive:
         redshift: to compare in the rest frame (default: the file's own, if it has one);
         index: which spectrum of a multi-spectrum file. The table's meta["query"] says how the
         model sees the spectrum: its anomaly score on the archive's scale (0 typical, 3 rare),
-        reconstruction error, latent-sky position (lon, lat), the model and version used."""
+        reconstruction error, latent-sky position (lon, lat), the model and version used, and
+        "warnings" when the archive had to guess something about the file."""
         if int(k) < 1:
             raise ValueError("k must be at least 1")
         name, content = _upload(spectrum)
@@ -635,7 +636,8 @@ class Archive:
     ) -> dict:
         """How the archive's model sees a spectrum of one's own (a 1-D spectrum FITS file, as
         a path or bytes): "vector" (its embedding), "lon"/"lat" on the latent sky,
-        "anomaly_score", "reconstruction_error", and on the model's grid "wave_nm", "flux"
+        "anomaly_score", "reconstruction_error", "warnings" (what the archive had to guess
+        about the file, a list), and on the model's grid "wave_nm", "flux"
         (resampled, normalised) and "model_flux" (the model's rebuild), as numpy arrays."""
         name, content = _upload(spectrum)
         fields = _upload_fields(model, redshift, index)

@@ -14,6 +14,7 @@ from tests.fixtures.embedded import (
     SECOND_OF_SEVERAL,
     SINGLE,
     embedded_archive,
+    image_spectrum,
     oddest_ids,
     stored_file,
 )
@@ -62,6 +63,7 @@ def test_a_spectrum_of_ones_own_lands_on_the_map(browser, map_site, tmp_path) ->
         page.wait_for_selector("#nbs tr.nb")
         mine = page.inner_text("#mine")
         assert "latent sky" in mine and "anomaly" in mine and "model pca" in mine, mine
+        assert "note:" not in mine, mine
         rows = page.locator("#nbs tr.nb")
         assert rows.count() == 10
         assert rows.first.locator("td").first.inner_text() == "0.0000"  # its archived copy
@@ -78,6 +80,12 @@ def test_a_spectrum_of_ones_own_lands_on_the_map(browser, map_site, tmp_path) ->
             "document.getElementById('mine')?.textContent.includes('not a spectrum this service')"
         )
         assert page.evaluate("state.mine === null") and not page.locator("#nbs").count()
+        # what the reader had to guess is said under the spectrum's line
+        (tmp_path / "furlongs.fits").write_bytes(image_spectrum(2000, "furlong"))
+        page.set_input_files("#upload", str(tmp_path / "furlongs.fits"))
+        page.wait_for_selector("#nbs tr.nb")
+        note = page.inner_text("#mine .warn")
+        assert "note: wavelength unit 'furlong' not understood" in note, note
 
 
 def test_the_oddest_spectra_are_listed_and_shown_against_the_rebuild(browser, map_site) -> None:

@@ -31,6 +31,7 @@ from tests.fixtures.embedded import (
     SECOND_OF_SEVERAL,
     SINGLE,
     embedded_archive,
+    image_spectrum,
     oddest_ids,
     stored_file,
 )
@@ -423,6 +424,40 @@ def test_a_multi_spectrum_file_needs_its_index(embedded, server) -> None:
     assert r.status_code == 400 and "no spectrum at INDEX=999" in r.text, r.text
 
 
+def test_an_upload_says_what_was_guessed_or_is_thin(embedded, server) -> None:
+    """What the reader guessed (a wavelength unit it does not know, read from the values) and
+    a spectrum covering a few bins of the grid come back with the answer rather than passing
+    silently: INFO QUERY_WARNINGS, "warnings" in /embeddings/embed, query["warnings"] in the
+    client."""
+    from escape_vo_client import Archive
+
+    url = f"{server.url}/embeddings"
+    odd_unit = image_spectrum(2000, "furlong")
+    r = httpx.post(f"{url}/similar", data={"k": 2}, files={"SPECTRUM": ("u.fits", odd_unit)})
+    assert r.status_code == 200, r.text
+    assert "wavelength unit 'furlong' not understood" in _infos(r.content)["QUERY_WARNINGS"]
+    three = image_spectrum(3, "Angstrom")
+    r = httpx.post(f"{url}/embed", files={"SPECTRUM": ("3.fits", three)})
+    assert r.status_code == 200, r.text
+    assert r.json()["warnings"] == [
+        "the spectrum covers 1 of the model grid's 1024 bins: its vector, neighbours and score "
+        "rest on little of it"
+    ]
+    assert (
+        Archive(server.url)
+        .similar_to(three, 1)
+        .meta["query"]["warnings"]
+        .startswith("the spectrum covers 1 of")
+    )
+    clean = image_spectrum(2000, "Angstrom")
+    assert "QUERY_WARNINGS" not in _infos(
+        httpx.post(f"{url}/similar", files={"SPECTRUM": ("c.fits", clean)}).content
+    )
+    assert (
+        httpx.post(f"{url}/embed", files={"SPECTRUM": ("c.fits", clean)}).json()["warnings"] == []
+    )
+
+
 def _gzip_bomb() -> bytes:
     """300 kB of gzip that inflates to 300 MB of zeros behind a FITS keyword."""
     import gzip
@@ -453,6 +488,10 @@ def test_bad_uploads_get_error_documents(embedded, server, monkeypatch) -> None:
         r = httpx.post(url, data=params, files=files)
         assert r.status_code == 400, (params, r.text)
         assert "QUERY_STATUS" in r.text and message in r.text, r.text
+    twice = [("SPECTRUM", (name, data)), ("spectrum", ("other.fits", data))]
+    for endpoint in (url, f"{server.url}/embeddings/embed"):
+        r = httpx.post(endpoint, files=twice)
+        assert r.status_code == 400 and "'spectrum' is given twice" in r.text, r.text
     monkeypatch.setattr(web, "MAX_FILE_BYTES", 1000)
     r = httpx.post(url, files=spectrum)
     assert r.status_code == 413 and "larger than" in r.text, r.text
@@ -631,6 +670,9 @@ def test_cli_train_apply_models_and_similar(embedded, monkeypatch, tmp_path: Pat
         assert first.split()[1] == did and float(first.split()[0]) < 1e-5
         r = runner.invoke(main, ["embed", "similar", str(tmp_path / name), "--redshift", "50"])
         assert r.exit_code != 0 and "cannot be put on the model's grid" in r.output
+        (tmp_path / "three.fits").write_bytes(image_spectrum(3, "Angstrom"))
+        r = runner.invoke(main, ["embed", "similar", str(tmp_path / "three.fits"), "-k", "1"])
+        assert r.exit_code == 0 and "# note: the spectrum covers 1 of" in r.output, r.output
         r = runner.invoke(main, ["embed", "train", "--model", "nosuch"])
         assert r.exit_code != 0 and "unknown model" in r.output
     finally:

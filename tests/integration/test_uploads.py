@@ -458,6 +458,15 @@ def test_hostile_or_broken_uploads_get_dali_errors(live_server, data, upload, fr
     assert fragment.lower() in message.lower(), message
 
 
+def test_a_file_part_named_twice_is_refused(live_server) -> None:
+    """Which of two parts named alike UPLOAD=t,param:t means cannot be known: no guess."""
+    twice = [("t", ("a.xml", _tabledata())), ("T", ("b.xml", _tabledata()))]
+    data = {"LANG": "ADQL", "QUERY": "SELECT * FROM TAP_UPLOAD.t", "UPLOAD": "t,param:t"}
+    for endpoint in ("sync", "async"):
+        resp = httpx.post(f"{live_server.url}/tap/{endpoint}", data=data, files=twice)
+        assert "the file part 'T' is given twice" in _error(resp)
+
+
 def test_limits_on_rows_and_request_size(live_server, monkeypatch) -> None:
     import escape_vo.tap.sync as sync
     import escape_vo.tap.uploads as uploads

@@ -822,6 +822,10 @@ def test_other_non_spectra():
     no_wcs = to_bytes(fits.PrimaryHDU(np.ones(100, np.float32)))
     assert "without a wavelength axis" in reason(NotASpectrum, no_wcs)
     h = fits.Header()
+    h["CTYPE1"], h["CRVAL1"], h["CDELT1"] = "WAVE", 4000.0, 0.0
+    flat = to_bytes(fits.PrimaryHDU(np.ones(100, np.float32), h))
+    assert "step of 0 (CDELT1 or CD1_1 is 0)" in reason(NotASpectrum, flat)
+    h = fits.Header()
     h["CTYPE1"] = "RA---TAN"
     h["CRVAL1"] = 10.0
     h["CDELT1"] = 0.001

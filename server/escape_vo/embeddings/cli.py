@@ -170,6 +170,8 @@ def similar(did: str, model: str | None, k: int, index: int | None, redshift: fl
                 sky = f"latent sky ({e.lon:.2f}, {e.lat:.2f})"
                 click.echo(f"# {path.name}: model {e.model} v{e.version}, anomaly score "
                            f"{e.anomaly_score:.2f}, {sky}")  # fmt: skip
+                for warning in e.warnings:
+                    click.echo(f"# note: {warning}")
                 with psycopg.connect(url) as conn:
                     found = nearest_to_vector(conn, e.model, e.vector, k)
             else:

@@ -38,6 +38,9 @@ from escape_vo.ingest.model import SpectrumRecord
 MAX_FILE_BYTES = 64_000_000  # one 1-D spectrum; the largest X-shooter or UVES files are ~20 MB
 MAX_INFLATED_UPLOAD = 256_000_000  # what a gzip-compressed upload may inflate to
 CACHED_MODELS = 4  # loaded model versions kept in memory (a few MB each)
+# Fewer grid bins than this and a vector says little about the spectrum: the model reads a few
+# values (a 3-pixel file, a narrow order; the narrowest demo settings cover ~90 bins).
+FEW_BINS = 32
 
 
 class ExampleError(ValueError):
@@ -61,6 +64,7 @@ class Embedded:
     coverage: float  # fraction of the grid the spectrum covers
     flux: np.ndarray  # float32 on the model's grid, normalised, NaN where it has no data
     model_flux: np.ndarray | None  # the model's rebuild of it (model_flux), when asked for
+    warnings: tuple[str, ...] = ()  # what the reader guessed or the grid made of the file
 
 
 def pick_spectrum(data: bytes, filename: str, index: int | None) -> SpectrumRecord:
@@ -192,6 +196,13 @@ def embed_example(
     )
     emb = model.embed(data)
     lon, lat = sky_position(emb.vectors)
+    covered = int(np.isfinite(r.flux).sum())
+    few = (
+        [f"the spectrum covers {covered} of the model grid's {grid.n_pix} bins: its vector, "
+         "neighbours and score rest on little of it"]
+        if covered < FEW_BINS
+        else []
+    )  # fmt: skip
     z = None if emb.z_model is None or not np.isfinite(emb.z_model[0]) else float(emb.z_model[0])
     return Embedded(
         model=record.name,
@@ -207,6 +218,7 @@ def embed_example(
         coverage=r.coverage,
         flux=r.flux,
         model_flux=model_flux(model, r.flux, r.rest_frame) if rebuild else None,
+        warnings=(*spectrum.warnings, *few),
     )
 
 

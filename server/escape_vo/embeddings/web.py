@@ -264,7 +264,7 @@ async def embed_upload(request: Request) -> JSONResponse:
             "anomaly_score": _number(e.anomaly_score),
             "reconstruction_error": _number(e.reconstruction_error),
             "z_model": e.z_model, "redshift": e.redshift, "rest_frame": e.redshift is not None,
-            "coverage": e.coverage, "grid": e.grid,
+            "coverage": e.coverage, "grid": e.grid, "warnings": list(e.warnings),
             **plot_arrays(GRIDS[e.grid], e.flux, e.model_flux),
         }
     )  # fmt: skip
@@ -289,6 +289,8 @@ def _upload_infos(filename: str, e: Embedded) -> list[tuple[str, str]]:
     ]
     if e.z_model is not None:
         infos.append(("QUERY_Z_MODEL", f"{e.z_model:.5g}"))
+    if e.warnings:  # one INFO: a JSON answer's INFOs are a mapping
+        infos.append(("QUERY_WARNINGS", "; ".join(e.warnings)))
     return infos
 
 

@@ -55,7 +55,8 @@ def _counting(receive: Receive, limit: int) -> Receive:
 
 
 async def read_form(request: Request, max_bytes: int) -> Form:
-    """All parameters and file parts of the request (raises RequestTooLarge or ValueError)."""
+    """All parameters and file parts of the request (raises RequestTooLarge or ValueError,
+    also for a file part named twice: which one was meant cannot be known)."""
     form = Form()
     items: list[tuple[str, str]] = list(QueryParams(request.url.query).multi_items())
     if request.method == "POST":
@@ -69,6 +70,11 @@ async def read_form(request: Request, max_bytes: int) -> Form:
             for key, value in data.multi_items():
                 if isinstance(value, str):
                     items.append((key, value))
+                elif key.lower() in {name.lower() for name in form.files}:
+                    await data.close()  # every part's temporary file
+                    raise ValueError(
+                        f"the file part {key!r} is given twice; send each file part once"
+                    )
                 else:
                     form.files[key] = value
     for key, value in items:

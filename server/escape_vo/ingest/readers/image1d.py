@@ -189,6 +189,11 @@ def axis_wave(keys: Keys, axis: int, n: int, notes: list[str]) -> np.ndarray:
     step = keys.num(f"CD{axis}_{axis}")
     if step is None and keys.num(f"CDELT{axis}") is not None:
         step = keys.num(f"CDELT{axis}") * (keys.num(f"PC{axis}_{axis}") or 1.0)
+    if crval is not None and step == 0:
+        raise NotASpectrum(
+            f"1-d array of {n} pixels whose wavelength axis has a step of 0 (CDELT{axis} or "
+            f"CD{axis}_{axis} is 0): every pixel would have the same wavelength"
+        )
     if crval is None or not step:
         raise NotASpectrum(
             f"1-d array of {n} pixels without a wavelength axis (no CRVAL{axis} and "
