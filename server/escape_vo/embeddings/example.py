@@ -197,12 +197,8 @@ def embed_example(
     emb = model.embed(data)
     lon, lat = sky_position(emb.vectors)
     covered = int(np.isfinite(r.flux).sum())
-    few = (
-        [f"the spectrum covers {covered} of the model grid's {grid.n_pix} bins: its vector, "
-         "neighbours and score rest on little of it"]
-        if covered < FEW_BINS
-        else []
-    )  # fmt: skip
+    thin = f"the spectrum covers {covered} of the model grid's {grid.n_pix} bins: its vector, "
+    thin += "neighbours and score rest on little of it"
     z = None if emb.z_model is None or not np.isfinite(emb.z_model[0]) else float(emb.z_model[0])
     return Embedded(
         model=record.name,
@@ -218,7 +214,7 @@ def embed_example(
         coverage=r.coverage,
         flux=r.flux,
         model_flux=model_flux(model, r.flux, r.rest_frame) if rebuild else None,
-        warnings=(*spectrum.warnings, *few),
+        warnings=(*spectrum.warnings, *([thin] if covered < FEW_BINS else [])),
     )
 
 
