@@ -75,7 +75,7 @@ async def map_points(request: Request) -> Response:
         # 1.8 s at 600,000
         cur = await conn.execute(_COUNT, (model,))
         (total,) = await cur.fetchone()
-        rows, below = _ALL_POINTS, 2**31
+        rows, below = _ALL_POINTS, 2**31  # every id hashes below 2**31
         if total > MAX_MAP_POINTS:
             rows, below = _SAMPLED_POINTS, _hash_below(MAX_MAP_POINTS, total)
         cur = await conn.execute(_points_sql(rows, model, MAX_MAP_POINTS, below))
@@ -155,7 +155,7 @@ FROM c
 """
 
 
-def _points_sql(rows: str, model: str, n: int, below: int = 2**31) -> sql.Composed:
+def _points_sql(rows: str, model: str, n: int, below: int) -> sql.Composed:
     return sql.SQL(rows + _POINTS_JSON).format(
         m=sql.Literal(model), n=sql.Literal(n), keep=sql.Literal(ODDEST_KEPT),
         below=sql.Literal(below),
