@@ -82,15 +82,18 @@ def test_database_matches_the_declarations(db_url: str) -> None:
         diff = compare_metadata(ctx, build_metadata())
     engine.dispose()
     assert diff == [], f"schema/ and migrations disagree; add a revision: {diff}"
-    # Alembic does not compare expression indexes: the cross-match's index of cells is checked
-    # here, against the order the translator and the uploads use.
-    from escape_vo.geometry.cells import CELL_SHIFT
+    # Alembic does not compare expression indexes: the cross-match's indexes of cells are
+    # checked here, against the orders the translator and the uploads use.
+    from escape_vo.db.metadata import cell_index_name
+    from escape_vo.geometry.cells import CELL_ORDERS, cell_shift
 
     with psycopg.connect(db_url) as conn:
-        (definition,) = conn.execute(
-            "SELECT indexdef FROM pg_indexes WHERE indexname = 'spectra_healpix_cell_idx'"
-        ).fetchone()
-    assert f"(healpix >> {CELL_SHIFT})" in definition, definition
+        for order in CELL_ORDERS:
+            (definition,) = conn.execute(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = %s",
+                (cell_index_name("spectra", "healpix", order),),
+            ).fetchone()
+            assert f"(healpix >> {cell_shift(order)})" in definition, definition
 
 
 def test_migrate_is_idempotent_and_ensure_schema_is_cheap(db_url: str) -> None:

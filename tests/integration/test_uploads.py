@@ -198,10 +198,11 @@ def test_metadata_and_types_survive(live_server) -> None:
     assert str(rows["seen"][0]).startswith("2020-01-02T03:04:05")
 
 
-@pytest.mark.parametrize("arcsec", [1.0, 8.0, 20.0])
+@pytest.mark.parametrize("arcsec", [1.0, 8.0, 30.0, 120.0])
 def test_crossmatch_returns_exactly_astropys_pairs(live_server, arcsec) -> None:
-    """Up to ~10" the join looks up the HEALPix cells around each uploaded position
-    (geometry/cells.py), beyond it a declination band: both give astropy's pairs."""
+    """Up to ~82" the join looks up the HEALPix cells around each uploaded position (order 13
+    up to ~10", order 10 beyond: geometry/cells.py), beyond it a declination band: all give
+    astropy's pairs."""
     tap = pyvo.dal.TAPService(f"{live_server.url}/tap")
     ours = tap.run_sync(
         "SELECT obs_publisher_did, s_ra, s_dec FROM ivoa.obscore WHERE s_ra IS NOT NULL"
@@ -247,14 +248,67 @@ def test_crossmatch_returns_exactly_astropys_pairs(live_server, arcsec) -> None:
         assert got == expected, query
 
 
-def test_the_cell_join_finds_pairs_across_cell_edges_at_the_poles_and_corners(fresh_db) -> None:
-    """Positions placed where HEALPix cells meet oddly (the poles, the corners of the base
-    cells, cell edges at order 13), each with partners all around it at up to the largest
-    radius the cell join serves: the join through the cell index finds every pair astropy
-    finds, against a table indexed like archive.spectra."""
+def test_an_upload_gets_only_the_cells_its_query_joins_on(fresh_db) -> None:
+    """The blocks of cells cost time to compute and store: an uploaded table gets the one its
+    query's cross-match uses (order 13 at 1", order 10 at 30"), none for other queries."""
     from escape_vo.adql import Catalog, translate
     from escape_vo.db.migrate import migrate
-    from escape_vo.geometry.cells import CELL_ORDER, CELL_RADIUS_DEG
+    from escape_vo.schema.model import published_tables
+    from escape_vo.tap.uploads import UploadSession, read_votable
+
+    url = fresh_db()
+    migrate(url)
+    table = Table({"ra": [10.0, 20.0], "dec": [-5.0, 5.0]})
+    buf = io.BytesIO()
+    votable.from_table(table).to_xml(buf)
+    join = (
+        "SELECT s.publisher_did FROM TAP_UPLOAD.pts AS u JOIN archive.spectra AS s "
+        "ON 1 = CONTAINS(POINT(s.ra, s.dec), CIRCLE(u.ra, u.dec, {r}/3600.))"
+    )
+    cases = [  # the archive is empty: the joins find nothing, but must run
+        (join.format(r=1), {"escape_cells13"}, []),
+        (join.format(r=30), {"escape_cells10"}, []),
+        (join.format(r=300), set(), []),
+        (
+            "SELECT COUNT(*) FROM TAP_UPLOAD.pts WHERE 1 = CONTAINS(POINT(ra, dec), "
+            "CIRCLE(10, -5, 1))",
+            set(),
+            [(1,)],
+        ),
+    ]
+    for query, expected, answer in cases:
+        with UploadSession(url, "cellsneeded") as session:
+            session.add(read_votable(buf.getvalue(), "pts"))
+            catalog = session.catalog(Catalog.from_tables(published_tables()))
+            sql = translate(query, catalog, max_rows=10).sql
+            session.load(sql)
+            with psycopg.connect(url) as conn:
+                names = {
+                    n
+                    for (n,) in conn.execute(
+                        "SELECT column_name FROM information_schema.columns "
+                        "WHERE table_schema = %s AND table_name = 'pts'",
+                        (session.schema,),
+                    )
+                }
+                rows = conn.execute(sql).fetchall()
+        assert {n for n in names if n.startswith("escape_cells")} == expected, query
+        assert {"ra", "dec", "escape_healpix"} <= names
+        assert rows == answer, query
+
+
+@pytest.mark.parametrize("order", [13, 10])
+def test_the_cell_join_finds_pairs_across_cell_edges_at_the_poles_and_corners(
+    fresh_db, order
+) -> None:
+    """Positions placed where HEALPix cells meet oddly (the poles, the corners of the base
+    cells, cell edges at the join's order), each with partners all around it at up to the
+    largest radius the cells of that order serve: the join through that order's cell index
+    finds every pair astropy finds, against a table indexed like archive.spectra."""
+    from escape_vo.adql import Catalog, translate
+    from escape_vo.db.metadata import cell_index_name
+    from escape_vo.db.migrate import migrate
+    from escape_vo.geometry.cells import CELL_ORDERS, cell_radius_deg
     from escape_vo.ingest.positions import healpix_index
     from escape_vo.schema.model import published_tables
     from escape_vo.tap.uploads import UploadSession, read_votable
@@ -268,12 +322,13 @@ def test_the_cell_join_finds_pairs_across_cell_edges_at_the_poles_and_corners(fr
     # plus points on cell edges at the join's order: the corners of random order-13 cells
     from cdshealpix import nested
 
-    cells = rng.integers(0, 12 * 4**CELL_ORDER, 40)
-    lon, lat = nested.vertices(cells, CELL_ORDER)
+    assert order in CELL_ORDERS
+    cells = rng.integers(0, 12 * 4**order, 40)
+    lon, lat = nested.vertices(cells, order)
     centres += list(zip(lon.deg[:, 0], lat.deg[:, 0], strict=True))
     up_ra, up_dec = np.array(centres).T
     up = SkyCoord(up_ra * u.deg, up_dec * u.deg)
-    radius = CELL_RADIUS_DEG * 3600 * 0.999
+    radius = cell_radius_deg(order) * 3600 * 0.999
     n = 40
     around = [
         c.directional_offset_by(
@@ -304,12 +359,13 @@ def test_the_cell_join_finds_pairs_across_cell_edges_at_the_poles_and_corners(fr
             f"ON DISTANCE(POINT(u.ra, u.dec), POINT(s.ra, s.dec)) < {radius}/3600."
         )
         sql = translate(query, catalog, max_rows=100_000).sql
-        assert "= ANY(" in sql and "escape_cells" in sql
+        assert "= ANY(" in sql and f"escape_cells{order}" in sql
+        session.load(sql)
         with psycopg.connect(url) as conn:
             got = {(int(a), b) for a, b in conn.execute(sql).fetchall()}
             conn.execute("SET enable_seqscan = off")  # the plan of a large archive
             plan = " ".join(r[0] for r in conn.execute("EXPLAIN " + sql).fetchall())
-    assert "spectra_healpix_cell_idx" in plan
+    assert cell_index_name("spectra", "healpix", order) in plan
     i, j, _, _ = search_around_sky(up, SkyCoord(sra * u.deg, sdec * u.deg), radius * u.arcsec)
     expected = {(int(a), f"ivo://t/{b}") for a, b in zip(i, j, strict=True)}
     assert len(expected) > 30 * len(up_ra) and got == expected

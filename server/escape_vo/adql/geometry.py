@@ -9,10 +9,11 @@ Two rewrites make positional queries fast without pgsphere or q3c:
   * CONTAINS(POINT(t.ra, t.dec), <constant region>) = 1, INTERSECTS with a point, and
     DISTANCE(POINT(t.ra, t.dec), <constant point>) < r add the HEALPix ranges covering the region
     on the table's indexed HEALPix column, before the exact test;
-  * a distance join between two tables (constant radius) looks, up to ~10", the nine HEALPix
-    cells around each position of an upload up in the other table's index of its cells
-    (geometry/cells.py); otherwise it adds a declination band on the side whose declination is
-    indexed, so PostgreSQL can use its B-tree.
+  * a distance join between two tables (constant radius) looks, up to ~82", the nine HEALPix
+    cells around each position of an upload (order 13 up to ~10", order 10 beyond) up in the
+    other table's index of its cells at that order (geometry/cells.py); otherwise it adds a
+    declination band on the side whose declination is indexed, so PostgreSQL can use its
+    B-tree.
 """
 
 from __future__ import annotations
@@ -445,7 +446,8 @@ def _sky_point(t: Typed) -> str | None:
 
 def _named_by(t: Typed, attribute: str):
     """(relation, column) for POINT(t.ra, t.dec), where the relation's `attribute` (sky or
-    cells: (ra, dec, column) triples) names a column for that position; else None."""
+    cells: (ra, dec, column) triples, the column a tuple of them for cells) names a column for
+    that position; else None."""
     found = _column_point(t)
     if not found:
         return None
@@ -534,19 +536,22 @@ def _with_band(p1: Typed, p2: Typed, radius: float, sql: str) -> str:
 
 
 def _cell_join(p1: Typed, p2: Typed, radius: float) -> str | None:
-    """For a radius up to CELL_RADIUS_DEG, between a relation whose HEALPix cells have a B-tree
-    (archive.spectra and its views) and one whose positions carry their block of cells (an
-    upload): `(healpix >> shift) = ANY(cells)`, so that each uploaded row finds its partners in
-    nine index lookups (geometry/cells.py). Only the indexed side gets a condition: a
-    declination band on the upload would let PostgreSQL prefer scanning the other whole."""
-    from escape_vo.geometry.cells import CELL_RADIUS_DEG, CELL_SHIFT
+    """For a radius up to the largest geometry.cells serves (~82"), between a relation whose
+    HEALPix cells have B-trees (archive.spectra and its views) and one whose positions carry
+    their blocks of cells (an upload): `(healpix >> shift) = ANY(cells)` at the finest order
+    that serves the radius, so that each uploaded row finds its partners in nine index lookups
+    (geometry/cells.py). Only the indexed side gets a condition: a declination band on the
+    upload would let PostgreSQL prefer scanning the other whole."""
+    from escape_vo.geometry.cells import CELL_ORDERS, cell_shift, order_for_radius
 
-    if radius > CELL_RADIUS_DEG:
+    order = order_for_radius(radius)
+    if order is None:
         return None
     for indexed, other in ((p1, p2), (p2, p1)):
         healpix, cells = _cell_indexed(indexed), _cells_of(other)
         if healpix and cells:
-            return f"({healpix} >> {CELL_SHIFT}) = ANY({cells})"
+            column = cells[CELL_ORDERS.index(order)]
+            return f"({healpix} >> {cell_shift(order)}) = ANY({column})"
     return None
 
 
@@ -558,10 +563,11 @@ def _cell_indexed(t: Typed) -> str | None:
     return f"{found[0].qual}.{quote_ident(found[1])}"
 
 
-def _cells_of(t: Typed) -> str | None:
-    """The SQL of the cell-block column of POINT(t.ra, t.dec), if its relation has one."""
+def _cells_of(t: Typed) -> list[str] | None:
+    """The SQL of the cell-block columns of POINT(t.ra, t.dec), one per order of
+    geometry.cells.CELL_ORDERS, if its relation has them."""
     found = _named_by(t, "cells")
-    return f"{found[0].qual}.{quote_ident(found[1])}" if found else None
+    return [f"{found[0].qual}.{quote_ident(c)}" for c in found[1]] if found else None
 
 
 def _ref_sql(ref) -> str:

@@ -36,8 +36,9 @@ class Relation:
     open: bool = False  # permissive catalog: a table with unknown columns
     # (ra, dec, healpix) column names: the HEALPix column indexing a position (see geometry.py)
     sky: tuple[tuple[str, str, str], ...] = ()
-    # (ra, dec, cells) of a table whose positions carry their block of cells (an upload)
-    cells: tuple[tuple[str, str, str], ...] = ()
+    # (ra, dec, cells) of a table whose positions carry their blocks of cells (an upload): one
+    # column per order of geometry.cells.CELL_ORDERS
+    cells: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
     # HEALPix columns of `sky` whose cells have a B-tree of their own (SkyIndex.cell_index)
     cell_indexed: tuple[str, ...] = ()
 

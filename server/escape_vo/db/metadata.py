@@ -12,7 +12,7 @@ import re
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
-from escape_vo.geometry.cells import CELL_SHIFT
+from escape_vo.geometry.cells import CELL_ORDERS, cell_shift
 from escape_vo.schema.model import Schema, Table, load_schemas
 
 _BASE_TYPES: dict[str, type[sa.types.TypeEngine] | sa.types.TypeEngine] = {
@@ -85,9 +85,16 @@ def _add_table(md: sa.MetaData, table: Table) -> sa.Table:
         sa.Index(f"{table.name}_{'_'.join(group)}_idx", *[t.c[c] for c in group])
     for si in table.sky_indexes:
         if si.cell_index:  # the cells of cross-matches with uploads (geometry/cells.py)
-            cell = t.c[si.healpix].op(">>")(CELL_SHIFT)
-            sa.Index(f"{table.name}_{si.healpix}_cell_idx", cell)
+            for order in CELL_ORDERS:
+                cell = t.c[si.healpix].op(">>")(cell_shift(order))
+                sa.Index(cell_index_name(table.name, si.healpix, order), cell)
     return t
+
+
+def cell_index_name(table: str, healpix: str, order: int) -> str:
+    """The index of a table's cells at `order` (the finest one's was named before the others)."""
+    suffix = "" if order == CELL_ORDERS[0] else str(order)
+    return f"{table}_{healpix}_cell{suffix}_idx"
 
 
 def view_ddl(table: Table) -> str:

@@ -3,15 +3,19 @@
 A cross-match of an uploaded table with a table indexed by its order-29 HEALPix column (the
 spectra) was a declination band join: PostgreSQL scanned the whole indexed table and looked
 each row up in the upload, ~16 s for 100,000 uploaded rows against 10,000,000 spectra. When
-the upload is loaded, each position also gets the nine cells at order CELL_ORDER (~26") around
-it (its own and its neighbours); any point within CELL_RADIUS_DEG of it lies in one of them, so
-the join becomes, per uploaded row, nine B-tree range scans of the order-29 index, which
-PostgreSQL runs as a BitmapOr in a nested loop: the work grows with the upload and the pairs,
-not with the indexed table.
+the upload is loaded, each position also gets, at each order of CELL_ORDERS, the nine cells
+around it (its own and its neighbours); any point within cell_radius_deg(order) of it lies in
+one of them, so the join becomes, per uploaded row, nine B-tree lookups in the index of the
+indexed table's cells at that order, which PostgreSQL runs in a nested loop: the work grows
+with the upload and the pairs, not with the indexed table.
 
-CELL_RADIUS_DEG is 0.4 of a cell's nominal side. Measured with cdshealpix's (conservative) cone
-coverage on 33,000 positions, including the poles and the corners of the base cells, no circle
-left its block below 0.6 of a side; 600 did at 0.7. Larger radii keep the declination band.
+The radius is 0.4 of a cell's nominal side. Measured with cdshealpix's (conservative) cone
+coverage on 12,000-33,000 positions, including the poles and the corners of the base cells, no
+circle left its block below 0.6 of a side, at order 13 as at order 10; ~5 % did at 0.7. The
+finest order that serves a radius is used: order 13 (~26" cells) up to ~10", order 10 (~3.4')
+up to ~82". Larger radii keep the declination band. Expanding coarse cells into their finer
+children at query time instead (one index, 144-2,304 keys per row) cost 3-27 s per 100,000
+rows against 2,000,000 spectra, nearly all in the SQL that built the arrays.
 """
 
 from __future__ import annotations
@@ -24,18 +28,31 @@ from cdshealpix import nested
 
 from escape_vo.geometry.ranges import HEALPIX_DEPTH
 
-CELL_ORDER = 13
-CELL_SHIFT = 2 * (HEALPIX_DEPTH - CELL_ORDER)  # order-29 index >> CELL_SHIFT = its cell
-CELL_RADIUS_DEG = 0.4 * math.degrees(math.sqrt(4 * math.pi / (12 * 4**CELL_ORDER)))
+CELL_ORDERS = (13, 10)  # finest first: each has a block per uploaded position and an index
 
 
-def cell_blocks(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
-    """(n, 9) int64: the cell at CELL_ORDER of each position and its neighbours (the cell itself
+def cell_shift(order: int) -> int:
+    """The order-29 index >> cell_shift(order) is its cell at `order`."""
+    return 2 * (HEALPIX_DEPTH - order)
+
+
+def cell_radius_deg(order: int) -> float:
+    """The largest radius the block of cells at `order` serves (see above)."""
+    return 0.4 * math.degrees(math.sqrt(4 * math.pi / (12 * 4**order)))
+
+
+def order_for_radius(radius_deg: float) -> int | None:
+    """The finest order of CELL_ORDERS whose blocks serve `radius_deg`, None if none does."""
+    return next((o for o in CELL_ORDERS if radius_deg <= cell_radius_deg(o)), None)
+
+
+def cell_blocks(ra_deg: np.ndarray, dec_deg: np.ndarray, order: int) -> np.ndarray:
+    """(n, 9) int64: the cell at `order` of each position and its neighbours (the cell itself
     again where a corner of the base cells leaves only seven)."""
     if len(ra_deg) == 0:
         return np.zeros((0, 9), dtype=np.int64)
     lon = np.mod(np.asarray(ra_deg, dtype=float), 360.0) * u.deg
     lat = np.asarray(dec_deg, dtype=float) * u.deg
-    own = nested.lonlat_to_healpix(lon, lat, depth=CELL_ORDER).astype(np.int64)
-    block = nested.neighbours(own, CELL_ORDER).astype(np.int64)
+    own = nested.lonlat_to_healpix(lon, lat, depth=order).astype(np.int64)
+    block = nested.neighbours(own, order).astype(np.int64)
     return np.where(block < 0, own[:, None], block)

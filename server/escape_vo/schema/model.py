@@ -90,15 +90,16 @@ class ForeignKey:
 class SkyIndex:
     """A position (ICRS degrees) and the nested HEALPix order-29 column that indexes it.
 
-    cell_index: the table also has a B-tree on the column's cell at geometry.cells.CELL_ORDER,
-    which cross-matches with uploads use (a view declares it when its column is such a table's);
-    cells: an uploaded table's bigint[9] column of the cells around each position."""
+    cell_index: the table also has a B-tree on the column's cell at each order of
+    geometry.cells.CELL_ORDERS, which cross-matches with uploads use (a view declares it when
+    its column is such a table's); cells: an uploaded table's bigint[9] columns of the cells
+    around each position, one per order of CELL_ORDERS."""
 
     ra: str
     dec: str
     healpix: str
     cell_index: bool = False
-    cells: str | None = None
+    cells: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

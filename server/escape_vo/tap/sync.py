@@ -85,6 +85,8 @@ def prepare_query(
             translation = translate(qp.query, catalog, max_rows=qp.maxrec + 1)
         except AdqlError as exc:
             raise QueryProblem(f"ADQL error: {exc}") from None
+        if session is not None:
+            session.load(translation.sql)
     except UploadError as exc:
         if session is not None:
             session.close()

@@ -696,6 +696,7 @@ class UploadSession:
         self.sql_names: dict[str, tuple[str, str]] = {}
         self._conn = adbc.connect(_with_app_name(db_url, tag), autocommit=True)
         self._role: bool | None = None
+        self._pending: list[tuple[ParsedTable, Table]] = []  # declared, not loaded yet
         with self._conn.cursor() as cur:
             cur.execute(f"DROP SCHEMA IF EXISTS {_quote(self.schema)} CASCADE")
             cur.execute(f"CREATE SCHEMA {_quote(self.schema)}")
@@ -706,27 +707,71 @@ class UploadSession:
         return cls(db_url, f"s{int(time.time())}_{secrets.token_hex(4)}")
 
     def add(self, upload: ParsedTable) -> Table:
-        sql_name = upload.name.lower()
+        """Declare an uploaded table: what the translator needs. Its rows go into the
+        database at load(), once the query says which blocks of cells it uses."""
         columns = list(upload.columns)
         names = [c.name for c in columns]
-        arrays = list(upload.arrays)
         sky: tuple[SkyIndex, ...] = ()
         if upload.position is not None:
+            from escape_vo.geometry.cells import CELL_ORDERS
+
             ra_i, dec_i = upload.position
             hidden = _hidden_name("escape_healpix", names)
-            blocks = _hidden_name("escape_cells", [*names, hidden])
-            healpix, cells = _sky_columns(arrays[ra_i], arrays[dec_i])
-            arrays += [healpix, cells]
-            names += [hidden, blocks]
+            blocks: list[str] = []
+            for order in CELL_ORDERS:
+                blocks.append(_hidden_name(f"escape_cells{order}", [*names, hidden, *blocks]))
             sky = (
                 SkyIndex(
-                    ra=columns[ra_i].name, dec=columns[dec_i].name, healpix=hidden, cells=blocks
+                    ra=columns[ra_i].name,
+                    dec=columns[dec_i].name,
+                    healpix=hidden,
+                    cells=tuple(blocks),
                 ),
             )
             columns[dec_i] = _replace(columns[dec_i], indexed=True)
-        ddl = ", ".join(f"{_quote(c.name)} {c.sql_type}" for c in upload.columns) + (
-            f", {_quote(sky[0].healpix)} bigint, {_quote(sky[0].cells)} bigint[]" if sky else ""
+        table = Table(
+            schema=ADQL_SCHEMA,
+            name=upload.name,
+            description=f"Table uploaded with the query ({upload.rows} rows).",
+            columns=tuple(columns),
+            sky_indexes=sky,
         )
+        self.tables.append(table)
+        self.sql_names[f"{ADQL_SCHEMA}.{upload.name}"] = (self.schema, upload.name.lower())
+        self._pending.append((upload, table))
+        return table
+
+    def load(self, sql: str | None = None) -> None:
+        """Put the declared tables' rows into the database, with the order-29 HEALPix index of
+        each position and, for each order of geometry.cells.CELL_ORDERS whose column the
+        translated `sql` names (all of them without `sql`), the block of cells around it.
+        Computing and storing a block costs ~0.2 s per 100,000 rows, and a query uses one
+        order at most; a false match (the name inside a string literal) only costs that."""
+        while self._pending:
+            upload, table = self._pending.pop(0)
+            sky = table.sky_indexes[0] if table.sky_indexes else None
+            cells = sky.cells if sky else ()
+            if sql is not None:
+                cells = tuple(c for c in cells if _quote(c) in sql)
+            self._load(upload, table, sky, cells)
+
+    def _load(
+        self, upload: ParsedTable, table: Table, sky: SkyIndex | None, cells: tuple[str, ...]
+    ) -> None:
+        sql_name = upload.name.lower()
+        names = [c.name for c in upload.columns]
+        arrays = list(upload.arrays)
+        ddl = ", ".join(f"{_quote(c.name)} {c.sql_type}" for c in upload.columns)
+        if sky is not None and upload.position is not None:
+            from escape_vo.geometry.cells import CELL_ORDERS
+
+            ra_i, dec_i = upload.position
+            orders = [o for o, c in zip(CELL_ORDERS, sky.cells, strict=True) if c in cells]
+            healpix, blocks = _sky_columns(arrays[ra_i], arrays[dec_i], orders)
+            arrays += [healpix, *blocks]
+            names += [sky.healpix, *cells]
+            ddl += f", {_quote(sky.healpix)} bigint"
+            ddl += "".join(f", {_quote(c)} bigint[]" for c in cells)
         qualified = f"{_quote(self.schema)}.{_quote(sql_name)}"
         data = pa.Table.from_arrays(arrays, names=names)
         with self._conn.cursor() as cur:
@@ -738,27 +783,16 @@ class UploadSession:
                     raise UploadError(
                         f"upload {upload.name!r}: the database refused its rows: {exc}"
                     ) from None
-            if sky:
-                dec = _quote(sky[0].dec)
-                cur.execute(f"CREATE INDEX ON {qualified} ({dec})")
-                cur.execute(f"CREATE INDEX ON {qualified} ({_quote(sky[0].healpix)})")
+            if sky is not None:
+                cur.execute(f"CREATE INDEX ON {qualified} ({_quote(sky.dec)})")
+                cur.execute(f"CREATE INDEX ON {qualified} ({_quote(sky.healpix)})")
             # statistics of every column but the cells (a third of the upload's load time;
             # the join's estimate comes from the indexed side)
-            analyzed = ", ".join(_quote(n) for n in names if not sky or n != sky[0].cells)
+            analyzed = ", ".join(_quote(n) for n in names if n not in cells)
             cur.execute(f"ANALYZE {qualified} ({analyzed})")
             if self._reader(cur):
                 cur.execute(f"GRANT USAGE ON SCHEMA {_quote(self.schema)} TO {READER_ROLE}")
                 cur.execute(f"GRANT SELECT ON {qualified} TO {READER_ROLE}")
-        table = Table(
-            schema=ADQL_SCHEMA,
-            name=upload.name,
-            description=f"Table uploaded with the query ({upload.rows} rows).",
-            columns=tuple(columns),
-            sky_indexes=sky,
-        )
-        self.tables.append(table)
-        self.sql_names[f"{ADQL_SCHEMA}.{upload.name}"] = (self.schema, sql_name)
-        return table
 
     def _reader(self, cur) -> bool:
         if self._role is None:
@@ -798,9 +832,9 @@ def _hidden_name(name: str, taken: list[str]) -> str:
     return name
 
 
-def _sky_columns(ra: pa.Array, dec: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """The order-29 HEALPix index of each position and its block of cells (geometry/cells.py),
-    null where the position is."""
+def _sky_columns(ra: pa.Array, dec: pa.Array, orders: list[int]) -> tuple[pa.Array, list[pa.Array]]:
+    """The order-29 HEALPix index of each position and its block of cells at each of `orders`
+    (geometry/cells.py), null where the position is."""
     from escape_vo.geometry.cells import cell_blocks
     from escape_vo.ingest.positions import healpix_index
 
@@ -809,13 +843,16 @@ def _sky_columns(ra: pa.Array, dec: pa.Array) -> tuple[pa.Array, pa.Array]:
     valid = np.isfinite(r) & np.isfinite(d) & (np.abs(d) <= 90)
     valid &= ~np.asarray(ra.is_null()) & ~np.asarray(dec.is_null())
     index = np.zeros(len(r), dtype=np.int64)
-    blocks = np.zeros((len(r), 9), dtype=np.int64)
     if valid.any():
         index[valid] = healpix_index(r[valid], d[valid])
-        blocks[valid] = cell_blocks(r[valid], d[valid])
     offsets = pa.array(np.arange(0, 9 * len(r) + 1, 9, dtype=np.int32))
-    values = pa.array(blocks.ravel(), type=pa.int64())
-    cells = pa.ListArray.from_arrays(offsets, values, mask=pa.array(~valid))
+    cells = []
+    for order in orders:
+        blocks = np.zeros((len(r), 9), dtype=np.int64)
+        if valid.any():
+            blocks[valid] = cell_blocks(r[valid], d[valid], order)
+        values = pa.array(blocks.ravel(), type=pa.int64())
+        cells.append(pa.ListArray.from_arrays(offsets, values, mask=pa.array(~valid)))
     return pa.array(index, mask=~valid, type=pa.int64()), cells
 
 
@@ -825,7 +862,8 @@ def load_uploads(
     part: Callable[[str], bytes],
     cancelled: Callable[[], bool] = lambda: False,
 ) -> None:
-    """Fetch, check, parse and load every upload of a request into `session`."""
+    """Fetch, check, parse and declare every upload of a request in `session` (whose load()
+    puts them in the database once the query is translated)."""
     total = 0
     for spec in specs:
         if cancelled():
