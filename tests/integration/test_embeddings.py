@@ -380,6 +380,40 @@ def test_an_uploaded_spectrum_finds_what_its_archived_copy_finds(
     assert len(mine["model_flux"]) == len(mine["flux"])
     r = httpx.post(f"{server.url}/embeddings/embed", files={"OTHER": (name, data)})
     assert r.status_code == 400 and "multipart part SPECTRUM" in r.json()["error"]
+    # the same as a VOTable (RESPONSEFORMAT), which VO clients read: the grid bins as rows, the
+    # embedding in INFOs; errors as DALI error documents
+    r = httpx.post(f"{server.url}/embeddings/embed",
+                   data={"model": "autoencoder", "RESPONSEFORMAT": "votable"},
+                   files={"SPECTRUM": (name, data)})  # fmt: skip
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-votable")
+    bins, infos = _votable(r.content), _infos(r.content)
+    assert list(bins.colnames) == ["wavelength", "flux", "model_flux"]
+    assert str(bins["wavelength"].unit) == "m"
+    np.testing.assert_allclose(np.asarray(bins["wavelength"]) * 1e9, mine["wave_nm"], atol=1e-3)
+    got_flux = np.ma.filled(np.ma.asarray(bins["flux"], dtype=float), np.nan)
+    want_flux = np.array(mine["flux"], dtype=float)
+    np.testing.assert_allclose(got_flux, want_flux, atol=1e-4)
+    assert np.isnan(got_flux).sum() == np.isnan(want_flux).sum()
+    np.testing.assert_allclose(
+        [float(x) for x in infos["QUERY_VECTOR"].split()], mine["vector"], rtol=1e-5, atol=1e-6
+    )
+    assert float(infos["QUERY_ANOMALY_SCORE"]) == pytest.approx(mine["anomaly_score"], abs=1e-3)
+    assert infos["MODEL"] == "autoencoder" and infos["QUERY_FILE"] == name
+    csv = httpx.post(f"{server.url}/embeddings/embed", data={"RESPONSEFORMAT": "csv"},
+                     files={"SPECTRUM": (name, data)})  # fmt: skip
+    assert csv.status_code == 200 and csv.text.splitlines()[0] == "wavelength,flux,model_flux"
+    assert len(csv.text.splitlines()) == len(bins) + 1
+    for form, files, message in (
+        ({"RESPONSEFORMAT": "votable"}, {"OTHER": (name, data)}, "multipart part SPECTRUM"),
+        ({"RESPONSEFORMAT": "nonsense"}, {"SPECTRUM": (name, data)}, "nonsense"),
+        ({"RESPONSEFORMAT": "votable", "INDEX": "x"}, {"SPECTRUM": (name, data)}, "INDEX"),
+    ):
+        r = httpx.post(f"{server.url}/embeddings/embed", data=form, files=files)
+        assert r.status_code == 400 and r.headers["content-type"].startswith(
+            "application/x-votable"
+        )
+        assert _infos(r.content)["QUERY_STATUS"] == "ERROR", r.text
+        assert message in r.text
 
     # the part name is case-insensitive like every DALI parameter, and POST with ID alone is
     # the GET search

@@ -3,7 +3,8 @@ models; the latent map is in map_web.
 
 GET /embeddings/similar?ID=<publisher DID>&k=10&model=autoencoder[&RESPONSEFORMAT=...]
 POST /embeddings/similar                  the same, or with a spectrum file (part SPECTRUM)
-POST /embeddings/embed                    a spectrum file as a model sees it (JSON)
+POST /embeddings/embed                    a spectrum file as a model sees it (JSON, or
+                                          RESPONSEFORMAT: a table of its grid bins)
 GET /embeddings/models                    the trained models and their metrics (JSON)
 """
 
@@ -234,11 +235,17 @@ async def _embed_upload(
     )
 
 
-@router.post("/embed", summary="How a model sees an uploaded spectrum file (JSON)")
-async def embed_upload(request: Request) -> JSONResponse:
+@router.post(
+    "/embed",
+    summary="How a model sees an uploaded spectrum file (JSON, or RESPONSEFORMAT: VOTable, ...)",
+)
+async def embed_upload(request: Request) -> Response:
     """The vector, latent-sky position, anomaly score and rebuild of a spectrum file of one's
     own (part SPECTRUM; model, INDEX, REDSHIFT as for POST /similar), on the model's grid: what
-    the latent map plots for an uploaded spectrum, and the embedding itself for one's own use."""
+    the latent map plots for an uploaded spectrum, and the embedding itself for one's own use.
+    Without RESPONSEFORMAT, the JSON object the map reads; with it (votable, csv, fits, ...), a
+    table of the grid bins (wavelength, flux, model_flux) with the rest in INFOs, which VO
+    clients read, and errors as DALI error documents."""
     try:
         form = await read_form(request, MAX_FILE_BYTES)
     except RequestTooLarge as exc:
@@ -246,17 +253,24 @@ async def embed_upload(request: Request) -> JSONResponse:
     except ValueError as exc:
         return JSONResponse({"error": f"cannot read the request body: {exc}"}, 400)
     try:
+        one = _one(form.params)
+        fmt_text = one("RESPONSEFORMAT")
+        fail = _error if fmt_text is not None else _json_error
+        try:
+            fmt = None if fmt_text is None else resolve_format(fmt_text)
+        except ValueError as exc:
+            return fail(str(exc))
         upload = _spectrum_part(form.files)
         if upload is None:
-            return JSONResponse(
-                {"error": "upload a spectrum file as the multipart part SPECTRUM"}, 400
-            )
-        one = _one(form.params)
-        e = await _embed_upload(request, upload, one, one("model"), rebuild=True)
-    except ExampleError as exc:
-        return JSONResponse({"error": str(exc)}, 400)
+            return fail("upload a spectrum file as the multipart part SPECTRUM")
+        try:
+            e = await _embed_upload(request, upload, one, one("model"), rebuild=True)
+        except ExampleError as exc:
+            return fail(str(exc))
     finally:
         await form.close()
+    if fmt is not None:
+        return _embedded_table(fmt, upload.filename or "upload", e)
     return JSONResponse(
         {
             "file": upload.filename, "model": e.model, "version": e.version,
@@ -268,6 +282,38 @@ async def embed_upload(request: Request) -> JSONResponse:
             **plot_arrays(GRIDS[e.grid], e.flux, e.model_flux),
         }
     )  # fmt: skip
+
+
+def _json_error(message: str, status: int = 400) -> Response:
+    return JSONResponse({"error": message}, status)
+
+
+EMBEDDED_COLUMNS = (
+    Column("wavelength", "double", "Centre of the model grid's bin: rest frame where the "
+           "answer's QUERY_REDSHIFT is a redshift, observed otherwise", unit="m", ucd="em.wl"),
+    Column("flux", "float", "The spectrum resampled onto the grid and normalised by its median, "
+           "as the model reads it; null where it has no data", ucd="phot.flux.density;arith.ratio"),
+    Column("model_flux", "float", "The model's rebuild of it from its embedding",
+           ucd="phot.flux.density;arith.ratio;meta.modelled"),
+)  # fmt: skip
+
+
+def _embedded_table(fmt, filename: str, e: Embedded) -> Response:
+    """The bins of the grid from the spectrum's first covered one to its last, with the
+    embedding (QUERY_VECTOR, space-separated) and what else the JSON says as INFOs."""
+    covered = np.flatnonzero(np.isfinite(e.flux))
+    sl = slice(int(covered[0]), int(covered[-1]) + 1) if covered.size else slice(0, 0)
+    rebuilt = e.model_flux if e.model_flux is not None else np.full(e.flux.shape, np.nan)
+    arrays = [
+        pa.array(GRIDS[e.grid].centres[sl], type=pa.float64()),
+        pa.array(e.flux[sl], type=pa.float32(), from_pandas=True),
+        pa.array(rebuilt[sl], type=pa.float32(), from_pandas=True),
+    ]
+    batch = pa.record_batch(arrays, names=[c.name for c in EMBEDDED_COLUMNS])
+    infos = _upload_infos(filename, e)
+    infos += [("QUERY_VECTOR", " ".join(f"{x:.6g}" for x in e.vector)), ("GRID", e.grid)]
+    body = b"".join(write_result(fmt, EMBEDDED_COLUMNS, iter([batch]), infos=infos))
+    return Response(body, media_type=fmt.mime_type)
 
 
 def _number(x: float) -> float | None:
