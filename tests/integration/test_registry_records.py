@@ -79,6 +79,11 @@ def test_records_carry_the_vosi_capabilities(live_server, demo_archive) -> None:
             (interface,) = resource.findall("capability")[0].findall("interface")
             assert interface.findtext("queryType") == "GET", service
             assert interface.findtext("resultType").startswith("application/x-votable+xml")
+    # the embedding of one's own file is a capability of its own, POST only
+    resource = record(live_server.url, f"ivo://{auth}/embeddings")
+    embed = [c for c in resource.findall("capability") if "/embeddings/embed" in _access_urls(c)[0]]
+    assert len(embed) == 1 and "RESPONSEFORMAT" in embed[0].findtext("description")
+    assert [q.text for q in embed[0].iter("queryType")] == ["POST"]
 
 
 def _access_urls(el: etree._Element) -> list[str]:

@@ -79,9 +79,10 @@ def result_columns() -> tuple[Column, ...]:
 
 
 def similar_capabilities(prefix_url: str) -> list[Capability]:
-    """The similar-spectra search as a ParamHTTP capability (no IVOA standard covers it): the
-    service's VOSI capabilities and its registry record. The parameters are named in the
-    description (vo-models' InputParam cannot write a parameter's name)."""
+    """The similar-spectra search and the embedding of one's own file as ParamHTTP capabilities
+    (no IVOA standard covers them): the service's VOSI capabilities and its registry record.
+    The parameters are named in the descriptions (vo-models' InputParam cannot write a
+    parameter's name)."""
     return [
         ParamHTTPCapability(
             standard_id=None,  # optional in VOResource; vo-models wants it said
@@ -100,7 +101,23 @@ def similar_capabilities(prefix_url: str) -> list[Capability]:
                     result_type="application/x-votable+xml",
                 )
             ],
-        )
+        ),
+        ParamHTTPCapability(
+            standard_id=None,
+            description="How an embedding model sees a spectrum file of one's own, POSTed as "
+            "the multipart part SPECTRUM (with model, INDEX and REDSHIFT as for the similarity "
+            "search): its embedding vector, latent-sky position, anomaly score and the model's "
+            "rebuild on the model's wavelength grid. With RESPONSEFORMAT (votable, csv, fits, "
+            "...) a table of the grid bins (wavelength, flux, model_flux) with the vector in "
+            "the INFO QUERY_VECTOR; without it, JSON.",
+            interface=[
+                ParamHTTP(
+                    access_url=[AccessURL(value=f"{prefix_url}/embed", use="base")],
+                    query_type=["POST"],
+                    result_type="application/x-votable+xml",
+                )
+            ],
+        ),
     ]
 
 
