@@ -46,7 +46,7 @@ from escape_vo.schema.model import Column, find_table
 from escape_vo.spectra.vosi import add_vosi_routes
 from escape_vo.uws.forms import RequestTooLarge, read_form
 from escape_vo.vosi.paramhttp import ParamHTTPCapability
-from escape_vo.votable import error_votable, resolve_format, write_result
+from escape_vo.votable import OutputFormat, error_votable, resolve_format, write_result
 
 router = APIRouter(prefix="/embeddings", tags=["embeddings"])
 
@@ -315,7 +315,7 @@ EMBEDDED_COLUMNS = (
 )  # fmt: skip
 
 
-def _embedded_table(fmt, filename: str, e: Embedded) -> Response:
+def _embedded_table(fmt: OutputFormat, filename: str, e: Embedded) -> Response:
     """The bins of the grid from the spectrum's first covered one to its last, with the
     embedding (QUERY_VECTOR, space-separated) and what else the JSON says as INFOs."""
     covered = np.flatnonzero(np.isfinite(e.flux))

@@ -3,15 +3,16 @@
 A cross-match of an uploaded table with a table indexed by its order-29 HEALPix column (the
 spectra) was a declination band join: PostgreSQL scanned the whole indexed table and looked
 each row up in the upload, ~16 s for 100,000 uploaded rows against 10,000,000 spectra. When
-the upload is loaded, each position also gets, at each order of CELL_ORDERS, the nine cells
-around it (its own and its neighbours); any point within cell_radius_deg(order) of it lies in
-one of them, so the join becomes, per uploaded row, nine B-tree lookups in the index of the
-indexed table's cells at that order, which PostgreSQL runs in a nested loop: the work grows
-with the upload and the pairs, not with the indexed table.
+the upload is loaded for a query that cross-matches it, each position also gets, at the order
+of CELL_ORDERS the radius needs, the nine cells around it (its own and its neighbours); any
+point within cell_radius_deg(order) of it lies in one of them, so the join becomes, per
+uploaded row, nine B-tree lookups in the index of the indexed table's cells at that order,
+which PostgreSQL runs in a nested loop: the work grows with the upload and the pairs, not with
+the indexed table.
 
 The radius is 0.4 of a cell's nominal side. Measured with cdshealpix's (conservative) cone
 coverage on 12,000-33,000 positions, including the poles and the corners of the base cells, no
-circle left its block below 0.6 of a side, at order 13 as at order 10; ~5 % did at 0.7. The
+circle left its block below 0.6 of a side, at order 13 as at order 10; 2-5 % did at 0.7. The
 finest order that serves a radius is used: order 13 (~26" cells) up to ~10", order 10 (~3.4')
 up to ~82". Larger radii keep the declination band. Expanding coarse cells into their finer
 children at query time instead (one index, 144-2,304 keys per row) cost 3-27 s per 100,000

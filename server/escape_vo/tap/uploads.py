@@ -753,11 +753,9 @@ class UploadSession:
             cells = sky.cells if sky else ()
             if sql is not None:
                 cells = tuple(c for c in cells if _quote(c) in sql)
-            self._load(upload, table, sky, cells)
+            self._load(upload, sky, cells)
 
-    def _load(
-        self, upload: ParsedTable, table: Table, sky: SkyIndex | None, cells: tuple[str, ...]
-    ) -> None:
+    def _load(self, upload: ParsedTable, sky: SkyIndex | None, cells: tuple[str, ...]) -> None:
         sql_name = upload.name.lower()
         names = [c.name for c in upload.columns]
         arrays = list(upload.arrays)

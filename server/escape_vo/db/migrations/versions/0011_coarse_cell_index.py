@@ -7,7 +7,7 @@ Declared in schema/archive.yaml (sky_indexes: cell_index).
 
 Revision ID: 0011
 Revises: 0009
-Create Date: 2026-11-28 13:40:00.000000
+Create Date: 2026-11-28 13:10:00.000000
 """
 
 from collections.abc import Sequence
