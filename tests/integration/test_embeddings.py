@@ -709,8 +709,28 @@ def test_cli_train_apply_models_and_similar(embedded, monkeypatch, tmp_path: Pat
         assert r.exit_code == 0 and "# note: the spectrum covers 1 of" in r.output, r.output
         r = runner.invoke(main, ["embed", "train", "--model", "nosuch"])
         assert r.exit_code != 0 and "unknown model" in r.output
+        # several tries: seeds 7 and 8 on the split of seed 7, the lower held-out error named
+        r = runner.invoke(main, ["embed", "train", "--model", "pca", "--seed", "7", "--tries", "2",
+                                 "--param", "iterations=2", "--latent-dim", "8"])  # fmt: skip
+        assert r.exit_code == 0, r.output
+        assert "version 3 (masked-pca, seed 7)" in r.output, r.output
+        assert "version 4 (masked-pca, seed 8)" in r.output, r.output
+        tried = r.output
+        r = runner.invoke(main, ["embed", "train", "--model", "pca", "--tries", "2",
+                                 "--test-fraction", "0"])  # fmt: skip
+        assert r.exit_code != 0 and "held-out error" in r.output
     finally:
         get_settings.cache_clear()
+    with psycopg.connect(settings.database_url) as conn:
+        rows = conn.execute(
+            "SELECT version, seed, n_test, test_error, metrics FROM embeddings.models "
+            "WHERE name = 'pca' AND version IN (3, 4) ORDER BY version"
+        ).fetchall()
+    assert [(v, seed) for v, seed, *_ in rows] == [(3, 7), (4, 8)]
+    assert {json.loads(m)["split_seed"] for *_, m in rows} == {7} and rows[0][2] == rows[1][2]
+    best = min(rows, key=lambda row: row[3])[0]
+    assert f"best: version {best} (lowest held-out error)" in tried
+    assert f"apply --model pca --version {best}" in tried
     with psycopg.connect(settings.database_url) as conn:
         params = json.loads(
             conn.execute(

@@ -46,6 +46,17 @@ def preprocess(workers: int | None) -> None:
 @click.option("--where", default=None, help="SQL condition on archive.spectra AS s to train on.")
 @click.option("--test-fraction", type=float, default=0.1, show_default=True)
 @click.option("--workers", type=int, default=None, help="Reader processes for preprocessing.")
+@click.option(
+    "--tries",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Versions to fit from seeds SEED, SEED+1, ... on one held-out split; the one with "
+    "the lowest held-out error is named best.",
+)
+@click.option(
+    "--split-seed", type=int, default=None, help="Seed of the held-out split [default: SEED]."
+)
 def train(
     name: str,
     seed: int,
@@ -55,9 +66,11 @@ def train(
     where: str | None,
     test_fraction: float,
     workers: int | None,
+    tries: int,
+    split_seed: int | None,
 ) -> None:
-    """Train a new version of a model; its metrics go to embeddings.models."""
-    from escape_vo.embeddings.train import train as run
+    """Train a new version of a model (or several, --tries); metrics go to embeddings.models."""
+    from escape_vo.embeddings.train import best_of, train_versions
 
     params: dict = {}
     if epochs is not None:
@@ -74,18 +87,25 @@ def train(
     with db as url:
         ensure(url)
         try:
-            rec = run(
-                url, settings.files_url, name, seed=seed, params=params, where=where,
-                test_fraction=test_fraction, progress=True, workers=workers,
+            records = train_versions(
+                url, settings.files_url, name, seed=seed, tries=tries, params=params,
+                where=where, test_fraction=test_fraction, progress=True, workers=workers,
+                split_seed=split_seed,
             )  # fmt: skip
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
-    click.echo(
-        f"{rec.name} version {rec.version} ({rec.kind}): trained on {rec.n_train} spectra, "
-        f"reconstruction error {rec.train_error:.5g} (train), "
-        + (f"{rec.test_error:.5g} on {rec.n_test} held-out" if rec.test_error is not None else "")
-    )
-    click.echo(f"apply it with: escape-vo embed apply --model {rec.name}")
+    for rec in records:
+        held_out = "none held out"
+        if rec.test_error is not None:
+            held_out = f"{rec.test_error:.5g} on {rec.n_test} held-out"
+        click.echo(
+            f"{rec.name} version {rec.version} ({rec.kind}, seed {rec.seed}): trained on "
+            f"{rec.n_train} spectra, reconstruction error {rec.train_error:.5g} (train), {held_out}"
+        )
+    best = best_of(records)
+    if len(records) > 1:
+        click.echo(f"best: version {best.version} (lowest held-out error)")
+    click.echo(f"apply it with: escape-vo embed apply --model {best.name} --version {best.version}")
 
 
 @embed.command()
