@@ -29,26 +29,10 @@ from escape_vo.filestore import FileStore
 MIN_SPECTRA = 10
 
 
-def train(
-    db_url: str,
-    store_url: str,
-    name: str,
-    *,
-    seed: int = 0,
-    params: dict[str, Any] | None = None,
-    where: str | None = None,
-    test_fraction: float = 0.1,
-    grid: Grid = DEFAULT_GRID,
-    progress: bool = False,
-    workers: int | None = None,
-    split_seed: int | None = None,
-) -> ModelRecord:
-    """Train model `name` on the spectra matching `where` (SQL on s = archive.spectra)."""
-    (record,) = train_versions(
-        db_url, store_url, name, seed=seed, params=params, where=where,
-        test_fraction=test_fraction, grid=grid, progress=progress, workers=workers,
-        split_seed=split_seed,
-    )  # fmt: skip
+def train(db_url: str, store_url: str, name: str, **options: Any) -> ModelRecord:
+    """Train one version of model `name` on the spectra matching `where` (SQL on s =
+    archive.spectra); `options` as for train_versions, without `tries`."""
+    (record,) = train_versions(db_url, store_url, name, **options)
     return record
 
 

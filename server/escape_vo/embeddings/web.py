@@ -83,42 +83,41 @@ def similar_capabilities(prefix_url: str) -> list[Capability]:
     (no IVOA standard covers them): the service's VOSI capabilities and its registry record.
     The parameters are named in the descriptions (vo-models' InputParam cannot write a
     parameter's name)."""
+    similar = (
+        "The k spectra most similar to a given one: nearest neighbours in the latent space of an "
+        "embedding model, with cosine distances, as a VOTable. "
+        f"Parameters: ID (publisher DID), k (1-{MAX_K}, default 10), model (default: the best "
+        "applied one), RESPONSEFORMAT. Instead of ID, a spectrum file of one's own may be POSTed "
+        "as the multipart part SPECTRUM (any 1-D spectrum FITS the archive ingests), with INDEX "
+        "(which spectrum of a multi-spectrum file) and REDSHIFT (default: the file's); INFOs "
+        "then say how the model sees it (anomaly score, latent-sky position)."
+    )
+    embed = (
+        "How an embedding model sees a spectrum file of one's own, POSTed as the multipart "
+        "part SPECTRUM (with model, INDEX and REDSHIFT as for the similarity search): its "
+        "embedding vector, latent-sky position, anomaly score and the model's rebuild on the "
+        "model's wavelength grid. With RESPONSEFORMAT (votable, csv, fits, ...) a table of the "
+        "grid bins (wavelength, flux, model_flux) with the vector in the INFO QUERY_VECTOR; "
+        "without it, JSON."
+    )
     return [
-        ParamHTTPCapability(
-            standard_id=None,  # optional in VOResource; vo-models wants it said
-            description="The k spectra most similar to a given one: nearest neighbours in the "
-            "latent space of an embedding model, with cosine distances, as a VOTable. "
-            f"Parameters: ID (publisher DID), k (1-{MAX_K}, default 10), model (default: the "
-            "best applied one), RESPONSEFORMAT. Instead of ID, a spectrum file of one's own may "
-            "be POSTed as the multipart part SPECTRUM (any 1-D spectrum FITS the archive "
-            "ingests), with INDEX (which spectrum of a multi-spectrum file) and REDSHIFT "
-            "(default: the file's); INFOs then say how the model sees it (anomaly score, "
-            "latent-sky position).",
-            interface=[
-                ParamHTTP(
-                    access_url=[AccessURL(value=f"{prefix_url}/similar", use="base")],
-                    query_type=["GET", "POST"],
-                    result_type="application/x-votable+xml",
-                )
-            ],
-        ),
-        ParamHTTPCapability(
-            standard_id=None,
-            description="How an embedding model sees a spectrum file of one's own, POSTed as "
-            "the multipart part SPECTRUM (with model, INDEX and REDSHIFT as for the similarity "
-            "search): its embedding vector, latent-sky position, anomaly score and the model's "
-            "rebuild on the model's wavelength grid. With RESPONSEFORMAT (votable, csv, fits, "
-            "...) a table of the grid bins (wavelength, flux, model_flux) with the vector in "
-            "the INFO QUERY_VECTOR; without it, JSON.",
-            interface=[
-                ParamHTTP(
-                    access_url=[AccessURL(value=f"{prefix_url}/embed", use="base")],
-                    query_type=["POST"],
-                    result_type="application/x-votable+xml",
-                )
-            ],
-        ),
+        _capability(similar, f"{prefix_url}/similar", ["GET", "POST"]),
+        _capability(embed, f"{prefix_url}/embed", ["POST"]),
     ]
+
+
+def _capability(description: str, url: str, methods: list[str]) -> ParamHTTPCapability:
+    return ParamHTTPCapability(
+        standard_id=None,  # optional in VOResource; vo-models wants it said
+        description=description,
+        interface=[
+            ParamHTTP(
+                access_url=[AccessURL(value=url, use="base")],
+                query_type=methods,
+                result_type="application/x-votable+xml",
+            )
+        ],
+    )
 
 
 add_vosi_routes(router, "similar-spectra service", similar_capabilities)
