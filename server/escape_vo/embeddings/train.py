@@ -7,8 +7,8 @@ gives the same model and the same metrics (on the same machine: docs/operator/em
 A network's quality depends on its initial weights: on the demo archive the spherical model's
 kNN agreement ranged over 0.86-0.93 with the seed, and a high held-out error gave the poor draw
 away. With `tries`, several versions are fitted from seeds seed, seed + 1, ... on one split
-(`split_seed`, the first seed), so their held-out errors are measured on the same spectra and
-can be compared; the one with the lowest is named best.
+(`split_seed`, by default the first seed), so their held-out errors are measured on the same
+spectra and can be compared; the one with the lowest is named best.
 """
 
 from __future__ import annotations
