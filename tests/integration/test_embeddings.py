@@ -403,6 +403,10 @@ def test_an_uploaded_spectrum_finds_what_its_archived_copy_finds(
                      files={"SPECTRUM": (name, data)})  # fmt: skip
     assert csv.status_code == 200 and csv.text.splitlines()[0] == "wavelength,flux,model_flux"
     assert len(csv.text.splitlines()) == len(bins) + 1
+    # json (as the map page sends) is the JSON object, not a JSON table
+    as_json = httpx.post(f"{server.url}/embeddings/embed", data={"RESPONSEFORMAT": "json"},
+                         files={"SPECTRUM": (name, data)}).json()  # fmt: skip
+    assert as_json["vector"] == mine["vector"] and as_json["wave_nm"] == mine["wave_nm"]
     for form, files, message in (
         ({"RESPONSEFORMAT": "votable"}, {"OTHER": (name, data)}, "multipart part SPECTRUM"),
         ({"RESPONSEFORMAT": "nonsense"}, {"SPECTRUM": (name, data)}, "nonsense"),

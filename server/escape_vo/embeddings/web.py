@@ -98,7 +98,7 @@ def similar_capabilities(prefix_url: str) -> list[Capability]:
         "embedding vector, latent-sky position, anomaly score and the model's rebuild on the "
         "model's wavelength grid. With RESPONSEFORMAT (votable, csv, fits, ...) a table of the "
         "grid bins (wavelength, flux, model_flux) with the vector in the INFO QUERY_VECTOR; "
-        "without it, JSON."
+        "without it or with json, a JSON object."
     )
     return [
         _capability(similar, f"{prefix_url}/similar", ["GET", "POST"]),
@@ -259,9 +259,9 @@ async def embed_upload(request: Request) -> Response:
     """The vector, latent-sky position, anomaly score and rebuild of a spectrum file of one's
     own (part SPECTRUM; model, INDEX, REDSHIFT as for POST /similar), on the model's grid: what
     the latent map plots for an uploaded spectrum, and the embedding itself for one's own use.
-    Without RESPONSEFORMAT, the JSON object the map reads; with it (votable, csv, fits, ...), a
-    table of the grid bins (wavelength, flux, model_flux) with the rest in INFOs, which VO
-    clients read, and errors as DALI error documents."""
+    Without RESPONSEFORMAT or with json, the JSON object the map reads; with another format
+    (votable, csv, fits, ...), a table of the grid bins (wavelength, flux, model_flux) with the
+    rest in INFOs, which VO clients read, and errors as DALI error documents."""
     try:
         form = await read_form(request, MAX_FILE_BYTES)
     except RequestTooLarge as exc:
@@ -270,12 +270,12 @@ async def embed_upload(request: Request) -> Response:
         return JSONResponse({"error": f"cannot read the request body: {exc}"}, 400)
     try:
         one = _one(form.params)
-        fmt_text = one("RESPONSEFORMAT")
-        fail = _error if fmt_text is not None else _json_error
         try:
-            fmt = None if fmt_text is None else resolve_format(fmt_text)
+            fmt = resolve_format(one("RESPONSEFORMAT") or "json")
         except ValueError as exc:
-            return fail(str(exc))
+            return _error(str(exc))
+        fmt = None if fmt.name == "json" else fmt  # JSON: the object below, not a table
+        fail = _json_error if fmt is None else _error
         upload = _spectrum_part(form.files)
         if upload is None:
             return fail("upload a spectrum file as the multipart part SPECTRUM")
