@@ -319,7 +319,7 @@ def test_the_cell_join_finds_pairs_across_cell_edges_at_the_poles_and_corners(
     corner_dec = np.degrees(np.arcsin(2 / 3))
     centres = [(0.0, 90.0), (123.0, -90.0), (45.0, corner_dec), (135.0, -corner_dec),
                (0.0, 0.0), (90.0, 0.0), (359.9999, 0.0001), (0.0, corner_dec)]  # fmt: skip
-    # plus points on cell edges at the join's order: the corners of random order-13 cells
+    # plus points on cell edges at the join's order: the corners of random cells of that order
     from cdshealpix import nested
 
     assert order in CELL_ORDERS

@@ -220,12 +220,17 @@ async def preprocessed_spectrum(request: Request, spectrum_id: int) -> JSONRespo
 def plot_arrays(grid: Grid, flux: np.ndarray, rebuilt: np.ndarray | None = None) -> dict:
     """wave_nm and flux (and model_flux, the rebuild) over the bins from the spectrum's first
     covered one to its last: what the map's plot draws."""
-    covered = np.flatnonzero(np.isfinite(flux))
-    sl = slice(int(covered[0]), int(covered[-1]) + 1) if covered.size else slice(0, 0)
+    sl = covered_span(flux)
     out = {"wave_nm": [round(w * 1e9, 3) for w in grid.centres[sl]], "flux": json_floats(flux[sl])}
     if rebuilt is not None:
         out["model_flux"] = json_floats(rebuilt[sl])
     return out
+
+
+def covered_span(flux: np.ndarray) -> slice:
+    """The grid bins from a spectrum's first covered one (finite flux) to its last."""
+    covered = np.flatnonzero(np.isfinite(flux))
+    return slice(int(covered[0]), int(covered[-1]) + 1) if covered.size else slice(0, 0)
 
 
 def json_floats(values: np.ndarray, digits: int = 5) -> list[float | None]:

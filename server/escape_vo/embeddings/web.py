@@ -32,7 +32,7 @@ from escape_vo.embeddings.example import (
     embed_file,
 )
 from escape_vo.embeddings.grid import GRIDS
-from escape_vo.embeddings.map_web import json_floats, plot_arrays
+from escape_vo.embeddings.map_web import covered_span, json_floats, plot_arrays
 from escape_vo.embeddings.search import (
     MAX_K,
     RESULT_COLUMNS,
@@ -317,8 +317,7 @@ EMBEDDED_COLUMNS = (
 def _embedded_table(fmt: OutputFormat, filename: str, e: Embedded) -> Response:
     """The bins of the grid from the spectrum's first covered one to its last, with the
     embedding (QUERY_VECTOR, space-separated) and what else the JSON says as INFOs."""
-    covered = np.flatnonzero(np.isfinite(e.flux))
-    sl = slice(int(covered[0]), int(covered[-1]) + 1) if covered.size else slice(0, 0)
+    sl = covered_span(e.flux)
     rebuilt = e.model_flux if e.model_flux is not None else np.full(e.flux.shape, np.nan)
     arrays = [
         pa.array(GRIDS[e.grid].centres[sl], type=pa.float64()),
