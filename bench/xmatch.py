@@ -1,13 +1,13 @@
-"""Cross-match of an uploaded 100,000-row table against 10,000,000 spectra (1 and 30 arcsec),
-via TAP.
+"""Cross-match of an uploaded 100,000-row table against 10,000,000 spectra (1, 15, 30 and 60
+arcsec), via TAP.
 
 The whole request (multipart upload of a BINARY2 VOTable to /tap/sync of a real `escape-vo serve`,
 parsing, loading into PostgreSQL, the join, the VOTable answer) against its floor measured in the
 same run: the same SQL join, on the same upload table already loaded, run directly through ADBC.
 Target: at most 1.5x the floor. Half the uploaded positions lie within 0.8 arcsec of a spectrum,
-half are random, so about 50,000 pairs come back at 1 arcsec. 1 arcsec uses the order-13 cells
-of geometry/cells.py, 30 arcsec the order-10 ones. BENCH_XMATCH_ROWS and BENCH_XMATCH_UPLOAD
-change the sizes.
+half are random, so about 50,000 pairs come back at 1 arcsec. Each radius uses another order
+of the cells of geometry/cells.py: 13 at 1 arcsec, 12 at 15, 11 at 30, 10 at 60.
+BENCH_XMATCH_ROWS and BENCH_XMATCH_UPLOAD change the sizes.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from escape_vo.tap.uploads import UploadSession, read_votable
 N = int(os.environ.get("BENCH_XMATCH_ROWS", "10000000"))
 N_UPLOAD = int(os.environ.get("BENCH_XMATCH_UPLOAD", "100000"))
 REPEAT = 3
-ARCSEC = (1, 30)
+ARCSEC = (1, 15, 30, 60)
 
 
 def query(arcsec: float) -> str:

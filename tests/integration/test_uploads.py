@@ -198,10 +198,10 @@ def test_metadata_and_types_survive(live_server) -> None:
     assert str(rows["seen"][0]).startswith("2020-01-02T03:04:05")
 
 
-@pytest.mark.parametrize("arcsec", [1.0, 8.0, 30.0, 120.0])
+@pytest.mark.parametrize("arcsec", [1.0, 8.0, 15.0, 30.0, 60.0, 120.0])
 def test_crossmatch_returns_exactly_astropys_pairs(live_server, arcsec) -> None:
     """Up to ~82" the join looks up the HEALPix cells around each uploaded position (order 13
-    up to ~10", order 10 beyond: geometry/cells.py), beyond it a declination band: all give
+    up to ~10", then 12, 11 and 10: geometry/cells.py), beyond it a declination band: all give
     astropy's pairs."""
     tap = pyvo.dal.TAPService(f"{live_server.url}/tap")
     ours = tap.run_sync(
@@ -250,7 +250,8 @@ def test_crossmatch_returns_exactly_astropys_pairs(live_server, arcsec) -> None:
 
 def test_an_upload_gets_only_the_cells_its_query_joins_on(fresh_db) -> None:
     """The blocks of cells cost time to compute and store: an uploaded table gets the one its
-    query's cross-match uses (order 13 at 1", order 10 at 30"), none for other queries."""
+    query's cross-match uses (order 13 at 1", 12 at 15", 11 at 30", 10 at 60"), none for
+    other queries."""
     from escape_vo.adql import Catalog, translate
     from escape_vo.db.migrate import migrate
     from escape_vo.schema.model import published_tables
@@ -267,7 +268,9 @@ def test_an_upload_gets_only_the_cells_its_query_joins_on(fresh_db) -> None:
     )
     cases = [  # the archive is empty: the joins find nothing, but must run
         (join.format(r=1), {"escape_cells13"}, []),
-        (join.format(r=30), {"escape_cells10"}, []),
+        (join.format(r=15), {"escape_cells12"}, []),
+        (join.format(r=30), {"escape_cells11"}, []),
+        (join.format(r=60), {"escape_cells10"}, []),
         (join.format(r=300), set(), []),
         (
             "SELECT COUNT(*) FROM TAP_UPLOAD.pts WHERE 1 = CONTAINS(POINT(ra, dec), "
@@ -297,7 +300,7 @@ def test_an_upload_gets_only_the_cells_its_query_joins_on(fresh_db) -> None:
         assert rows == answer, query
 
 
-@pytest.mark.parametrize("order", [13, 10])
+@pytest.mark.parametrize("order", [13, 12, 11, 10])
 def test_the_cell_join_finds_pairs_across_cell_edges_at_the_poles_and_corners(
     fresh_db, order
 ) -> None:

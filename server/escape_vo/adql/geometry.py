@@ -10,7 +10,7 @@ Two rewrites make positional queries fast without pgsphere or q3c:
     DISTANCE(POINT(t.ra, t.dec), <constant point>) < r add the HEALPix ranges covering the region
     on the table's indexed HEALPix column, before the exact test;
   * a distance join between two tables (constant radius) looks, up to ~82", the nine HEALPix
-    cells around each position of an upload (order 13 up to ~10", order 10 beyond) up in the
+    cells around each position of an upload (order 13 up to ~10", then 12, 11, 10) up in the
     other table's index of its cells at that order (geometry/cells.py); otherwise it adds a
     declination band on the side whose declination is indexed, so PostgreSQL can use its
     B-tree.
