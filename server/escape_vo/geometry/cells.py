@@ -14,10 +14,10 @@ The radius is 0.4 of a cell's nominal side. Measured with cdshealpix's (conserva
 coverage on 12,000-33,000 positions, including the poles and the corners of the base cells, no
 circle left its block below 0.6 of a side, at each of orders 13, 12, 11 and 10; 2-5 % did at
 0.7. The finest order that serves a radius is used: order 13 (~26" cells) up to ~10", 12 up to
-~21", 11 up to ~41", 10 (~3.4') up to ~82". Larger radii keep the declination band. Each order
-halves the one above: a radius just above an order's limit is served by blocks 4 times smaller
-in area than with the next order alone (the candidate rows the join reads), for an index of
-~2.6 % of the table's size per order. Expanding coarse cells into their finer
+~21", 11 up to ~41", 10 (~3.4') up to ~82". Larger radii keep the declination band. A cell's
+side halves from one order to the next, so a radius just above an order's limit reads blocks a
+quarter the area (a quarter of the candidate rows) of those of the next coarser order, for one
+more index per order (43 MB per 2,000,000 spectra). Expanding coarse cells into their finer
 children at query time instead (one index, 144-2,304 keys per row) cost 3-27 s per 100,000
 rows against 2,000,000 spectra, nearly all in the SQL that built the arrays.
 """
